@@ -1,0 +1,1 @@
+"""Relaydesk's platform-neutral core: domain, commands, grammar, policy and services."""

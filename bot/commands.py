@@ -1,0 +1,153 @@
+"""Commands: what people ask the desk to do, as small frozen dataclasses.
+
+Adapters build `IncomingMessage` from platform events; the grammar builds the rest from command text, so
+`/ticket transfer 12 @ana waiting on billing` means the same on every platform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain import Priority, Role
+from bot.messages import Conversation, Person
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting, and in what role the platform says they have."""
+
+    person: Person
+    role: Role
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role is Role.AGENT
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A customer wrote something in a support conversation.
+
+    `message_id` is the platform's id of the message; the same id seen twice is recorded once.
+    """
+
+    actor: Actor
+    text: str
+    conversation: Conversation
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMention:
+    """An agent named in a command: a platform user id or a display name."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueName:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCommand:
+    """A `/ticket` verb; `ticket` is None when the command did not name one."""
+
+    ticket: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim(TicketCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Release(TicketCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(TicketCommand):
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note(TicketCommand):
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(TicketCommand):
+    target: AgentMention | QueueName
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending(TicketCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(TicketCommand):
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve(TicketCommand):
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reopen(TicketCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetPriority(TicketCommand):
+    level: Priority
+
+
+@dataclass(frozen=True, slots=True)
+class Show(TicketCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListQueue:
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mine:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """`/request <text>`: a colleague raises an internal request."""
+
+    text: str
+
+
+Command = (
+    Claim
+    | Release
+    | Reply
+    | Note
+    | Transfer
+    | Pending
+    | Hold
+    | Resolve
+    | Reopen
+    | SetPriority
+    | Show
+    | ListQueue
+    | Mine
+    | Help
+    | Request
+)

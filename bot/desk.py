@@ -1,0 +1,620 @@
+"""The desk: the service layer every adapter calls.
+
+Each call runs in one unit of work and returns what to say, addressed to audiences. Nothing is said unless
+the work was committed, and a refused command changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot import voice
+from bot.clock import Clock
+from bot.commands import (
+    Actor,
+    AgentMention,
+    Claim,
+    Command,
+    Help,
+    Hold,
+    IncomingMessage,
+    ListQueue,
+    Mine,
+    Note,
+    Pending,
+    QueueName,
+    Release,
+    Reopen,
+    Reply,
+    Request,
+    Resolve,
+    SetPriority,
+    Show,
+    TicketCommand,
+    Transfer,
+)
+from bot.domain import (
+    Agent,
+    Customer,
+    Entry,
+    EntryKind,
+    Identity,
+    Role,
+    Status,
+    Ticket,
+    TicketKind,
+    TimelineEvent,
+    TransitionError,
+)
+from bot.grammar import ParseError, help_text, parse
+from bot.messages import (
+    Conversation,
+    CustomerMessage,
+    InternalText,
+    Outgoing,
+    Person,
+    StaffKind,
+    StaffMessage,
+    ToAgent,
+    ToAgents,
+    ToCustomer,
+    staff,
+)
+from bot.policy import Policy
+from bot.ports import Conflict, UnitOfWork
+from bot.text import clean
+
+LIST_LIMIT = 25
+SWEEP_BATCH = 200
+CONFLICT_RETRIES = 3
+
+
+class Refusal(Exception):
+    """A polite no: the command is rolled back and only this text goes back to the person."""
+
+
+@dataclass
+class _Work:
+    """What one call needs: its unit of work, the moment it runs at, and what it will say."""
+
+    uow: UnitOfWork
+    now: datetime
+    out: list[Outgoing] = field(default_factory=list)
+
+    def say(self, message: Outgoing) -> None:
+        self.out.append(message)
+
+
+class Desk:
+    """Intake, ticket commands and due work, for every adapter alike."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Clock, policy: Policy):
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self.policy = policy
+        self._handlers: dict[type, Callable[[_Work, Actor, Ticket | None, Command], Awaitable]] = {
+            Claim: self._claim,
+            Release: self._release,
+            Reply: self._reply,
+            Note: self._note,
+            Transfer: self._transfer,
+            Pending: self._pending,
+            Hold: self._hold,
+            Resolve: self._resolve,
+            Reopen: self._reopen,
+            SetPriority: self._priority,
+            Show: self._show,
+        }
+
+    # --- entry points -------------------------------------------------------------------------
+
+    async def receive(self, message: IncomingMessage) -> list[Outgoing]:
+        """A customer (or colleague) wrote in a support conversation."""
+        return await self._run(lambda work: self._intake(work, message))
+
+    async def command(
+        self, actor: Actor, text: str, conversation: Conversation | None = None
+    ) -> list[Outgoing]:
+        """A slash command as typed: parsed here so every platform shares one grammar."""
+        try:
+            parsed = parse(text)
+        except ParseError as error:
+            return [_private(actor, str(error))]
+        return await self.execute(actor, parsed, conversation)
+
+    async def execute(
+        self, actor: Actor, command: Command, conversation: Conversation | None = None
+    ) -> list[Outgoing]:
+        """Run a parsed command for an actor, in the context of a conversation (its thread)."""
+        return await self._run(lambda work: self._dispatch(work, actor, command, conversation))
+
+    async def register_agents(self, people: Sequence[Person]) -> None:
+        """Make agents known before they act, so they can be named in a transfer."""
+
+        async def register(work: _Work) -> None:
+            for person in people:
+                await _agent_record(work, person)
+
+        await self._run(register)
+
+    async def run_due_work(self) -> list[Outgoing]:
+        """Time-driven work: resolved tickets close once they have been quiet long enough."""
+        return await self._run(self._close_quiet_tickets)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    async def _run(self, job: Callable[[_Work], Awaitable[None]]) -> list[Outgoing]:
+        for attempt in range(CONFLICT_RETRIES):
+            async with self._uow_factory() as uow:
+                work = _Work(uow, self._clock.now())
+                try:
+                    await job(work)
+                except Refusal as refusal:
+                    await uow.rollback()
+                    return [*work.out, *refusal.args]
+                try:
+                    await uow.commit()
+                except Conflict:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    continue
+                return work.out
+        return []
+
+    async def _dispatch(
+        self, work: _Work, actor: Actor, command: Command, conversation: Conversation | None
+    ) -> None:
+        if isinstance(command, Request):
+            raised = IncomingMessage(actor, command.text, conversation or _direct(actor))
+            await self._intake(work, raised, request=True)
+            return
+        if isinstance(command, Help):
+            text = help_text(command.topic) if actor.is_agent else voice.customer_help()
+            work.say(_private(actor, text))
+            return
+        if not actor.is_agent:
+            raise Refusal(_private(actor, voice.agents_only(actor.person.display_name)))
+        if isinstance(command, ListQueue):
+            await self._list_queue(work, actor, command)
+            return
+        if isinstance(command, Mine):
+            await self._mine(work, actor)
+            return
+        assert isinstance(command, TicketCommand)
+        ticket = await self._ticket_for(work, actor, command, conversation)
+        await self._handlers[type(command)](work, actor, ticket, command)
+
+    async def _ticket_for(
+        self,
+        work: _Work,
+        actor: Actor,
+        command: TicketCommand,
+        conversation: Conversation | None,
+    ) -> Ticket:
+        number = command.ticket
+        if number is None and conversation and conversation.thread_id:
+            in_thread = await work.uow.tickets.by_thread(
+                conversation.platform, conversation.channel_id, conversation.thread_id
+            )
+            number = in_thread.number if in_thread else None
+        if number is None:
+            raise Refusal(_private(actor, voice.which_ticket(command)))
+        ticket = await work.uow.tickets.get(number)
+        if ticket is None:
+            raise Refusal(_private(actor, voice.no_such_ticket(number)))
+        return ticket
+
+    # --- intake -------------------------------------------------------------------------------
+
+    async def _intake(self, work: _Work, message: IncomingMessage, *, request: bool = False) -> None:
+        """Record a customer's message on their ticket, opening one when there is none.
+
+        A `/request` always opens a new internal ticket; a colleague's plain message opens an internal
+        ticket too, but otherwise follows the same rules as a customer's.
+        """
+        text = clean(message.text)
+        person = message.actor.person
+        conversation = message.conversation
+        if not text.strip():
+            return
+        if message.message_id and await work.uow.entries.seen(person.platform, message.message_id):
+            return
+        internal = request or message.actor.role is Role.COLLEAGUE
+        kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
+        customer = await self._customer_record(work, person, kind)
+        current = None if request else await self._current_ticket(work, customer, conversation)
+        if current and self._is_thanks_after_resolution(work, current, text):
+            await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
+            await self._say_to_customer(work, current, customer, voice.welcome(customer))
+            return
+        if current is None or current.is_closed:
+            await self._open_ticket(work, customer, message, text, kind, current)
+            return
+        await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
+        old = current.customer_wrote(work.now)
+        if old is not None:
+            await _log(work, current, "status", customer.display_name, old=old, new=current.status)
+        work.say(
+            staff(
+                ToAgents(current.number, current.platform),
+                voice.relay_header(current, customer, old),
+                text,
+                kind=StaffKind.RELAY,
+            )
+        )
+
+    async def _current_ticket(
+        self, work: _Work, customer: Customer, conversation: Conversation
+    ) -> Ticket | None:
+        """The ticket a message belongs to: its thread's, or else the customer's latest here."""
+        if conversation.thread_id:
+            return await work.uow.tickets.by_thread(
+                conversation.platform, conversation.channel_id, conversation.thread_id
+            )
+        assert customer.id is not None
+        return await work.uow.tickets.latest_in(customer.id, conversation.platform, conversation.channel_id)
+
+    def _is_thanks_after_resolution(self, work: _Work, ticket: Ticket, text: str) -> bool:
+        if ticket.status not in (Status.RESOLVED, Status.CLOSED) or ticket.resolved_at is None:
+            return False
+        recent = work.now - ticket.resolved_at <= self.policy.intake.courtesy_window
+        return recent and self.policy.is_courtesy(text)
+
+    async def _open_ticket(
+        self,
+        work: _Work,
+        customer: Customer,
+        message: IncomingMessage,
+        text: str,
+        kind: TicketKind,
+        previous: Ticket | None,
+    ) -> None:
+        assert customer.id is not None
+        person, conversation = message.actor.person, message.conversation
+        earlier = await work.uow.tickets.count_for_customer(customer.id)
+        follows = previous.number if previous and previous.is_closed else None
+        ticket = await work.uow.tickets.add(
+            Ticket(
+                kind=kind,
+                queue=self.policy.default_queue_for(kind),
+                priority=self.policy.default_priority_for(kind),
+                subject=voice.subject(text, self.policy.intake.subject_length),
+                customer_id=customer.id,
+                customer_user_id=person.user_id,
+                platform=conversation.platform,
+                channel_id=conversation.channel_id,
+                thread_id=conversation.thread_id,
+                created_at=work.now,
+                updated_at=work.now,
+                last_customer_message_at=work.now,
+                previous_number=follows,
+            )
+        )
+        await _record(work, ticket, EntryKind.CUSTOMER, person, text, message.message_id)
+        await _log(work, ticket, "created", customer.display_name, kind=kind, follows=follows)
+        greeting = voice.greeting(customer, ticket, earlier, self.policy.queue_label(ticket.queue))
+        await self._say_to_customer(work, ticket, customer, greeting)
+        work.say(
+            staff(
+                ToAgents(ticket.number, ticket.platform),
+                voice.card_text(ticket, customer, earlier),
+                kind=StaffKind.CARD,
+                card=voice.card(ticket, customer, earlier),
+            )
+        )
+
+    async def _customer_record(self, work: _Work, person: Person, kind: TicketKind) -> Customer:
+        customer = await work.uow.customers.by_identity(person.platform, person.user_id)
+        if customer is None:
+            customer = await work.uow.customers.add(
+                Customer(display_name=person.display_name, kind=kind, created_at=work.now),
+                Identity(0, person.platform, person.user_id, person.display_name),
+            )
+        return customer
+
+    # --- ticket commands ----------------------------------------------------------------------
+
+    async def _claim(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
+        agent = await _agent_record(work, actor.person)
+        _require_workable(actor, ticket)
+        if ticket.assignee_id == agent.id:
+            raise Refusal(_private(actor, voice.already_yours(ticket)))
+        if ticket.assignee_id is not None:
+            holder = await work.uow.agents.get(ticket.assignee_id)
+            raise Refusal(_private(actor, voice.claimed_by_other(ticket, holder)))
+        ticket.assign(agent.id, work.now)
+        await _log(work, ticket, "claimed", agent.display_name, agent=agent.display_name)
+        customer = await self._customer_of(work, ticket)
+        await self._say_to_customer(work, ticket, customer, voice.claimed(customer, ticket, agent))
+        work.say(staff(ToAgents(ticket.number, ticket.platform), voice.claimed_update(ticket, agent)))
+        await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
+
+    async def _release(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
+        agent = await _agent_record(work, actor.person)
+        if ticket.assignee_id != agent.id:
+            holder = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
+            raise Refusal(_private(actor, voice.cannot_release(ticket, holder)))
+        ticket.assign(None, work.now)
+        await _log(work, ticket, "released", agent.display_name)
+        work.say(staff(ToAgents(ticket.number, ticket.platform), voice.released(ticket, agent)))
+
+    async def _reply(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, Reply)
+        agent = await _agent_record(work, actor.person)
+        if ticket.is_closed:
+            raise Refusal(_private(actor, voice.closed(ticket)))
+        text = clean(command.text)
+        if ticket.assignee_id is None:
+            ticket.assign(agent.id, work.now)
+            await _log(work, ticket, "claimed", agent.display_name, by_replying=True)
+            work.say(staff(ToAgents(ticket.number, ticket.platform), voice.claimed_update(ticket, agent)))
+        await _record(work, ticket, EntryKind.REPLY, actor.person, text, None)
+        old = ticket.agent_answered(work.now)
+        if old is not None:
+            await _log(work, ticket, "status", agent.display_name, old=old, new=ticket.status)
+        customer = await self._customer_of(work, ticket)
+        work.say(_to_customer(ticket, customer, voice.agent_reply(agent, text)))
+
+    async def _note(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, Note)
+        await _agent_record(work, actor.person)
+        note = InternalText(clean(command.text))
+        await _record(work, ticket, EntryKind.NOTE, actor.person, note, None)
+        work.say(
+            staff(
+                ToAgents(ticket.number, ticket.platform),
+                voice.note_header(ticket, actor.person),
+                note,
+                kind=StaffKind.NOTE,
+            )
+        )
+
+    async def _transfer(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, Transfer)
+        agent = await _agent_record(work, actor.person)
+        _require_workable(actor, ticket)
+        before = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
+        customer = await self._customer_of(work, ticket)
+        reason = clean(command.reason)
+        if isinstance(command.target, AgentMention):
+            target = await work.uow.agents.find(actor.person.platform, command.target.key)
+            if target is None:
+                raise Refusal(_private(actor, voice.unknown_agent(command.target.key)))
+            if target.id == ticket.assignee_id:
+                raise Refusal(_private(actor, voice.already_with(ticket, target)))
+            ticket.assign(target.id, work.now)
+            await _log(
+                work,
+                ticket,
+                "transferred",
+                agent.display_name,
+                from_agent=before.display_name if before else None,
+                to_agent=target.display_name,
+                reason=reason,
+            )
+            heading = voice.handed_to_you(ticket, agent, reason)
+            await self._send_summary(work, ToAgent(_person_of(target)), ticket, customer, heading)
+            work.say(
+                staff(
+                    ToAgents(ticket.number, ticket.platform),
+                    voice.transferred_update(ticket, agent, target.display_name, reason),
+                )
+            )
+            text = voice.now_with_agent(customer, ticket, target)
+        else:
+            await self._move_to_queue(work, actor, agent, ticket, command.target, reason, before)
+            text = voice.now_with_team(customer, ticket, self.policy.queue_label(ticket.queue))
+        await self._say_to_customer(work, ticket, customer, text)
+
+    async def _move_to_queue(
+        self,
+        work: _Work,
+        actor: Actor,
+        agent: Agent,
+        ticket: Ticket,
+        target: QueueName,
+        reason: str,
+        before: Agent | None,
+    ) -> None:
+        if self.policy.queue(target.name) is None:
+            names = [q.name for q in self.policy.queues]
+            raise Refusal(_private(actor, voice.unknown_queue(target.name, names)))
+        if target.name == ticket.queue and ticket.assignee_id is None:
+            raise Refusal(_private(actor, voice.already_in_queue(ticket)))
+        old_queue = ticket.queue
+        ticket.queue = target.name
+        ticket.assign(None, work.now)
+        await _log(
+            work,
+            ticket,
+            "transferred",
+            agent.display_name,
+            from_agent=before.display_name if before else None,
+            from_queue=old_queue,
+            to_queue=target.name,
+            reason=reason,
+        )
+        customer = await self._customer_of(work, ticket)
+        heading = voice.handed_to_queue(ticket, agent, reason)
+        await self._send_summary(work, ToAgents(ticket.number, ticket.platform), ticket, customer, heading)
+
+    async def _pending(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
+        await self._change_status(work, actor, ticket, Status.WAITING_ON_CUSTOMER, "")
+
+    async def _hold(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, Hold)
+        await self._change_status(work, actor, ticket, Status.ON_HOLD, clean(command.reason))
+
+    async def _resolve(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, Resolve)
+        await self._change_status(work, actor, ticket, Status.RESOLVED, clean(command.summary))
+        customer = await self._customer_of(work, ticket)
+        await self._say_to_customer(work, ticket, customer, voice.resolved(customer, ticket))
+
+    async def _reopen(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
+        if ticket.is_closed:
+            raise Refusal(_private(actor, voice.closed(ticket)))
+        if ticket.status is not Status.RESOLVED:
+            raise Refusal(_private(actor, voice.not_resolved(ticket)))
+        await self._change_status(work, actor, ticket, Status.OPEN, "")
+        customer = await self._customer_of(work, ticket)
+        await self._say_to_customer(work, ticket, customer, voice.reopened(customer, ticket))
+
+    async def _change_status(
+        self, work: _Work, actor: Actor, ticket: Ticket, new: Status, reason: str
+    ) -> None:
+        agent = await _agent_record(work, actor.person)
+        if ticket.status is new:
+            raise Refusal(_private(actor, voice.already_status(ticket)))
+        try:
+            old = ticket.move_to(new, work.now)
+        except TransitionError:
+            raise Refusal(_private(actor, voice.cannot_move(ticket, new))) from None
+        await _log(work, ticket, "status", agent.display_name, old=old, new=new, reason=reason)
+        parts: list[str | InternalText] = [voice.status_update(ticket, agent)]
+        if reason:
+            parts += [": ", InternalText(reason)]
+        work.say(staff(ToAgents(ticket.number, ticket.platform), *parts))
+
+    async def _priority(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, SetPriority)
+        agent = await _agent_record(work, actor.person)
+        _require_workable(actor, ticket)
+        if ticket.priority is command.level:
+            raise Refusal(_private(actor, voice.already_priority(ticket)))
+        old = ticket.priority
+        ticket.priority = command.level
+        ticket.updated_at = work.now
+        await _log(work, ticket, "priority", agent.display_name, old=old, new=command.level)
+        work.say(staff(ToAgents(ticket.number, ticket.platform), voice.priority_update(ticket, agent)))
+
+    async def _show(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
+        customer = await self._customer_of(work, ticket)
+        await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
+
+    async def _list_queue(self, work: _Work, actor: Actor, command: ListQueue) -> None:
+        if command.queue and self.policy.queue(command.queue) is None:
+            names = [q.name for q in self.policy.queues]
+            raise Refusal(_private(actor, voice.unknown_queue(command.queue, names)))
+        tickets = await work.uow.tickets.unassigned(command.queue, LIST_LIMIT)
+        names = await self._customer_names(work, tickets)
+        work.say(_private(actor, voice.queue_list(tickets, names, command.queue, work.now)))
+
+    async def _mine(self, work: _Work, actor: Actor) -> None:
+        agent = await _agent_record(work, actor.person)
+        assert agent.id is not None
+        tickets = await work.uow.tickets.assigned_to(agent.id, LIST_LIMIT)
+        names = await self._customer_names(work, tickets)
+        work.say(_private(actor, voice.mine_list(tickets, names, work.now)))
+
+    # --- due work -----------------------------------------------------------------------------
+
+    async def _close_quiet_tickets(self, work: _Work) -> None:
+        cutoff = work.now - self.policy.lifecycle.close_resolved_after
+        for ticket in await work.uow.tickets.resolved_before(cutoff, SWEEP_BATCH):
+            ticket.move_to(Status.CLOSED, work.now)
+            await _log(work, ticket, "status", "Relaydesk", old=Status.RESOLVED, new=Status.CLOSED)
+
+    # --- shared helpers -----------------------------------------------------------------------
+
+    async def _customer_of(self, work: _Work, ticket: Ticket) -> Customer:
+        customer = await work.uow.customers.get(ticket.customer_id)
+        assert customer is not None, f"ticket {ticket.ref} has no customer"
+        return customer
+
+    async def _customer_names(self, work: _Work, tickets: list[Ticket]) -> dict[int, str]:
+        names: dict[int, str] = {}
+        for ticket in tickets:
+            if ticket.customer_id not in names:
+                customer = await self._customer_of(work, ticket)
+                names[ticket.customer_id] = customer.display_name
+        return names
+
+    async def _say_to_customer(self, work: _Work, ticket: Ticket, customer: Customer, text: str) -> None:
+        """Tell the customer something and keep it on the record."""
+        bot = Person(ticket.platform, "relaydesk", "Relaydesk")
+        await _record(work, ticket, EntryKind.BOT, bot, text, None)
+        work.say(_to_customer(ticket, customer, text))
+
+    async def _send_summary(
+        self,
+        work: _Work,
+        audience: ToAgent | ToAgents,
+        ticket: Ticket,
+        customer: Customer,
+        heading: str | None,
+    ) -> None:
+        assert ticket.number is not None
+        entries = await work.uow.entries.for_ticket(ticket.number)
+        assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
+        earlier = await work.uow.tickets.count_for_customer(customer.id or 0) - 1
+        parts = voice.summary(ticket, customer, assignee, entries, earlier, heading)
+        work.say(StaffMessage(audience, tuple(parts), StaffKind.INFO))
+
+
+async def _agent_record(work: _Work, person: Person) -> Agent:
+    agent = await work.uow.agents.by_identity(person.platform, person.user_id)
+    if agent is None:
+        agent = await work.uow.agents.add(Agent(person.platform, person.user_id, person.display_name))
+    elif agent.display_name != person.display_name:
+        agent.display_name = person.display_name
+    return agent
+
+
+async def _record(
+    work: _Work,
+    ticket: Ticket,
+    kind: EntryKind,
+    author: Person,
+    body: str | InternalText,
+    message_id: str | None,
+) -> None:
+    assert ticket.number is not None
+    await work.uow.entries.add(
+        Entry(
+            ticket_number=ticket.number,
+            kind=kind,
+            author_name=author.display_name,
+            body=body,
+            created_at=work.now,
+            platform=author.platform if message_id else None,
+            external_id=message_id,
+        )
+    )
+
+
+async def _log(work: _Work, ticket: Ticket, action: str, actor_name: str, **detail: object) -> None:
+    assert ticket.number is not None
+    clean_detail = {k: str(v) if v is not None else None for k, v in detail.items()}
+    await work.uow.timeline.add(TimelineEvent(ticket.number, action, actor_name, work.now, clean_detail))
+
+
+def _require_workable(actor: Actor, ticket: Ticket) -> None:
+    if ticket.is_closed:
+        raise Refusal(_private(actor, voice.closed(ticket)))
+    if ticket.status is Status.RESOLVED:
+        raise Refusal(_private(actor, voice.reopen_first(ticket)))
+
+
+def _to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessage:
+    person = Person(ticket.platform, ticket.customer_user_id, customer.display_name)
+    where = Conversation(ticket.platform, ticket.channel_id, ticket.thread_id)
+    return CustomerMessage(ToCustomer(person, ticket.number, where), text)
+
+
+def _private(actor: Actor, text: str) -> Outgoing:
+    """An answer only the actor sees: staff text for agents, plain text for everyone else."""
+    if actor.is_agent:
+        return StaffMessage(ToAgent(actor.person), (text,), StaffKind.INFO)
+    return CustomerMessage(ToCustomer(actor.person), text)
+
+
+def _person_of(agent: Agent) -> Person:
+    return Person(agent.platform, agent.external_id, agent.display_name)
+
+
+def _direct(actor: Actor) -> Conversation:
+    """A request raised outside any conversation (a form, say) is answered to the person directly."""
+    return Conversation(actor.person.platform, f"@{actor.person.user_id}")

@@ -1,0 +1,201 @@
+"""The support desk's domain: customers, agents, tickets and what is said on them.
+
+Plain dataclasses with no database or platform code, so the rules can be tested on their own and every
+adapter shares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.messages import InternalText
+
+
+class Role(StrEnum):
+    """What a person may do, as the adapter knows it from the platform (agent list, role, ...)."""
+
+    CUSTOMER = "customer"
+    COLLEAGUE = "colleague"
+    AGENT = "agent"
+
+
+class TicketKind(StrEnum):
+    EXTERNAL = "external"
+    INTERNAL = "internal"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Status(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    ON_HOLD = "on_hold"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+ACTIVE_STATUSES = frozenset({Status.OPEN, Status.WAITING_ON_CUSTOMER, Status.ON_HOLD})
+WORKABLE_STATUSES = ACTIVE_STATUSES | {Status.NEW}
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset(ACTIVE_STATUSES | {Status.RESOLVED}),
+    Status.OPEN: frozenset({Status.WAITING_ON_CUSTOMER, Status.ON_HOLD, Status.RESOLVED}),
+    Status.WAITING_ON_CUSTOMER: frozenset({Status.OPEN, Status.ON_HOLD, Status.RESOLVED}),
+    Status.ON_HOLD: frozenset({Status.OPEN, Status.WAITING_ON_CUSTOMER, Status.RESOLVED}),
+    Status.RESOLVED: frozenset({Status.OPEN, Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+}
+
+STATUS_WORDS = {
+    Status.NEW: "new",
+    Status.OPEN: "open",
+    Status.WAITING_ON_CUSTOMER: "waiting on customer",
+    Status.ON_HOLD: "on hold",
+    Status.RESOLVED: "resolved",
+    Status.CLOSED: "closed",
+}
+
+
+class EntryKind(StrEnum):
+    """What kind of thing was said on a ticket."""
+
+    CUSTOMER = "customer"
+    REPLY = "reply"
+    BOT = "bot"
+    NOTE = "note"
+
+
+class TransitionError(ValueError):
+    """A status change the lifecycle does not allow."""
+
+
+@dataclass
+class Customer:
+    display_name: str
+    kind: TicketKind
+    created_at: datetime
+    id: int | None = None
+
+
+@dataclass
+class Identity:
+    """One platform account of a customer: how we recognise them when they write."""
+
+    customer_id: int
+    platform: str
+    external_id: str
+    display_name: str
+    id: int | None = None
+
+
+@dataclass
+class Agent:
+    platform: str
+    external_id: str
+    display_name: str
+    id: int | None = None
+
+
+@dataclass
+class Ticket:
+    kind: TicketKind
+    queue: str
+    priority: Priority
+    subject: str
+    customer_id: int
+    customer_user_id: str
+    platform: str
+    channel_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: Status = Status.NEW
+    thread_id: str | None = None
+    assignee_id: int | None = None
+    previous_number: int | None = None
+    first_agent_reply_at: datetime | None = None
+    last_customer_message_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    number: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"#{self.number}"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status is Status.CLOSED
+
+    def move_to(self, new: Status, now: datetime) -> Status:
+        """Change status if the lifecycle allows it; returns the old status."""
+        old = self.status
+        if new not in TRANSITIONS[old]:
+            raise TransitionError(f"{STATUS_WORDS[old]} -> {STATUS_WORDS[new]}")
+        self.status = new
+        self.updated_at = now
+        if new is Status.RESOLVED:
+            self.resolved_at = now
+        elif new is Status.CLOSED:
+            self.closed_at = now
+        return old
+
+    def customer_wrote(self, now: datetime) -> Status | None:
+        """A customer message brings a waiting, held or resolved ticket back to open.
+
+        Returns the old status when it changed.
+        """
+        self.last_customer_message_at = now
+        self.updated_at = now
+        if self.status in (Status.WAITING_ON_CUSTOMER, Status.ON_HOLD, Status.RESOLVED):
+            return self.move_to(Status.OPEN, now)
+        return None
+
+    def agent_answered(self, now: datetime) -> Status | None:
+        """A public agent reply: the first one is the first response; a new ticket becomes open."""
+        if self.first_agent_reply_at is None:
+            self.first_agent_reply_at = now
+        self.updated_at = now
+        if self.status is Status.NEW:
+            return self.move_to(Status.OPEN, now)
+        return None
+
+    def assign(self, agent_id: int | None, now: datetime) -> None:
+        self.assignee_id = agent_id
+        self.updated_at = now
+        if agent_id is not None and self.status is Status.NEW:
+            self.move_to(Status.OPEN, now)
+
+
+@dataclass
+class Entry:
+    """Something said on a ticket. A note's body is InternalText, so it cannot reach a customer."""
+
+    ticket_number: int
+    kind: EntryKind
+    author_name: str
+    body: str | InternalText
+    created_at: datetime
+    platform: str | None = None
+    external_id: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class TimelineEvent:
+    """One change on a ticket, for the audit trail: who did what, when, and the details."""
+
+    ticket_number: int
+    action: str
+    actor_name: str
+    at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None

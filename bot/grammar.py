@@ -1,0 +1,218 @@
+"""The one command grammar every adapter shares: text in, a command dataclass (or a polite error) out."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.commands import (
+    AgentMention,
+    Claim,
+    Command,
+    Help,
+    Hold,
+    ListQueue,
+    Mine,
+    Note,
+    Pending,
+    QueueName,
+    Release,
+    Reopen,
+    Reply,
+    Request,
+    Resolve,
+    SetPriority,
+    Show,
+    Transfer,
+)
+from bot.domain import Priority
+
+
+@dataclass(frozen=True, slots=True)
+class Verb:
+    usage: str
+    purpose: str
+
+
+VERBS: dict[str, Verb] = {
+    "claim": Verb("/ticket claim [#id]", "take a ticket; the customer learns who is helping them"),
+    "release": Verb("/ticket release [#id]", "put your ticket back in its queue"),
+    "reply": Verb("/ticket reply [#id] <text>", "answer the customer"),
+    "note": Verb("/ticket note [#id] <text>", "add an internal note (never shown to the customer)"),
+    "transfer": Verb(
+        "/ticket transfer [#id] <@agent|queue> [reason]", "hand the ticket to an agent or a queue"
+    ),
+    "pending": Verb("/ticket pending [#id]", "mark it as waiting on the customer"),
+    "hold": Verb("/ticket hold [#id] <reason>", "put it on hold while a colleague or vendor helps"),
+    "resolve": Verb("/ticket resolve [#id] [summary]", "mark it resolved (summary stays internal)"),
+    "reopen": Verb("/ticket reopen [#id]", "reopen a resolved ticket"),
+    "priority": Verb("/ticket priority [#id] <low|normal|high|urgent>", "change its priority"),
+    "show": Verb("/ticket show [#id]", "see the ticket, its conversation and its notes"),
+    "queue": Verb("/ticket queue [name]", "list unclaimed tickets"),
+    "mine": Verb("/ticket mine", "list the tickets you are working on"),
+    "help": Verb("/ticket help [verb]", "this help"),
+}
+REQUEST_USAGE = "/request <what you need>"
+
+_TICKET_ID = re.compile(r"#(\d{1,9})")
+_BARE_ID = re.compile(r"\d{1,9}")
+_MENTION = re.compile(r"<@!?([A-Za-z0-9_.\-]+)(?:\|[^>]*)?>|@([^\s@<>]+)")
+_TOKEN = re.compile(r"\s*(\S+)")
+
+
+class ParseError(ValueError):
+    """The text is not a valid command; `message` says why and `usage` shows the right form."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+    def __str__(self) -> str:
+        return self.message if self.usage is None else f"{self.message}\nUsage: {self.usage}"
+
+
+def parse(text: str) -> Command:
+    """Parse `/ticket ...` or `/request ...` into a command."""
+    head, rest = _split_first(text.strip())
+    name = head.lower().lstrip("/")
+    if name == "ticket":
+        return _parse_ticket(rest)
+    if name == "request":
+        if not rest.strip():
+            raise ParseError("Please tell us what you need after /request.", REQUEST_USAGE)
+        return Request(rest.strip())
+    raise ParseError(
+        f"I don't know the command /{name}. Try /ticket help, or /request for an internal request."
+    )
+
+
+def help_text(topic: str | None = None) -> str:
+    """The agents' help, for all verbs or one."""
+    if topic and topic.lower() in VERBS:
+        verb = VERBS[topic.lower()]
+        return f"{verb.usage}: {verb.purpose}"
+    lines = ["Ticket commands (the #id may be left out inside a ticket's thread):"]
+    lines += [f"  {verb.usage}: {verb.purpose}" for verb in VERBS.values()]
+    lines.append(f"  {REQUEST_USAGE}: raise an internal request")
+    return "\n".join(lines)
+
+
+def _split_first(text: str) -> tuple[str, str]:
+    match = _TOKEN.match(text)
+    if not match:
+        return "", ""
+    return match.group(1), text[match.end() :]
+
+
+def _parse_ticket(args: str) -> Command:
+    verb_word, rest = _split_first(args)
+    if not verb_word:
+        raise ParseError("Which ticket command? Here is the list.\n" + help_text())
+    verb = verb_word.lower()
+    if verb not in VERBS:
+        guess = difflib.get_close_matches(verb, VERBS, n=1)
+        hint = f" Did you mean '{guess[0]}'?" if guess else ""
+        raise ParseError(f"I don't know the ticket command '{_short(verb_word)}'.{hint}", VERBS["help"].usage)
+    return _BUILDERS[verb](rest, VERBS[verb].usage)
+
+
+def _take_ticket(rest: str, allow_bare: bool) -> tuple[int | None, str]:
+    """Take a leading `#id` (or a bare number where no free text follows) off the arguments."""
+    word, after = _split_first(rest)
+    match = _TICKET_ID.fullmatch(word) or (allow_bare and _BARE_ID.fullmatch(word))
+    if match:
+        return int(match.group(1) if match.re is _TICKET_ID else match.group(0)), after
+    return None, rest
+
+
+def _no_more(rest: str, usage: str) -> None:
+    if rest.strip():
+        raise ParseError(f"I didn't expect '{_short(rest.strip())}' there.", usage)
+
+
+def _only_ticket(cls: type) -> Callable[[str, str], Command]:
+    def build(rest: str, usage: str) -> Command:
+        ticket, rest = _take_ticket(rest, allow_bare=True)
+        _no_more(rest, usage)
+        return cls(ticket)
+
+    return build
+
+
+def _with_text(cls: type, required: str | None) -> Callable[[str, str], Command]:
+    """A verb followed by free text: required (with this complaint when missing) or optional."""
+
+    def build(rest: str, usage: str) -> Command:
+        ticket, rest = _take_ticket(rest, allow_bare=False)
+        text = rest.strip()
+        if required and not text:
+            raise ParseError(required, usage)
+        return cls(ticket, text)
+
+    return build
+
+
+def _transfer(rest: str, usage: str) -> Command:
+    ticket, rest = _take_ticket(rest, allow_bare=True)
+    word, reason = _split_first(rest)
+    if not word:
+        raise ParseError("Who should take it over? Name an agent (@name) or a queue.", usage)
+    mention = _MENTION.fullmatch(word)
+    target = AgentMention(mention.group(1) or mention.group(2)) if mention else QueueName(word.lower())
+    return Transfer(ticket, target, reason.strip())
+
+
+def _priority(rest: str, usage: str) -> Command:
+    ticket, rest = _take_ticket(rest, allow_bare=True)
+    word, after = _split_first(rest)
+    if not word:
+        raise ParseError("Which priority?", usage)
+    try:
+        level = Priority(word.lower())
+    except ValueError:
+        raise ParseError(f"'{_short(word)}' is not a priority.", usage) from None
+    _no_more(after, usage)
+    return SetPriority(ticket, level)
+
+
+def _queue(rest: str, usage: str) -> Command:
+    word, after = _split_first(rest)
+    _no_more(after, usage)
+    return ListQueue(word.lower() or None)
+
+
+def _mine(rest: str, usage: str) -> Command:
+    _no_more(rest, usage)
+    return Mine()
+
+
+def _help(rest: str, usage: str) -> Command:
+    word, _ = _split_first(rest)
+    return Help(word.lower() or None)
+
+
+_BUILDERS: dict[str, Callable[[str, str], Command]] = {
+    "claim": _only_ticket(Claim),
+    "release": _only_ticket(Release),
+    "reply": _with_text(Reply, "What should the reply say?"),
+    "note": _with_text(Note, "What should the note say?"),
+    "transfer": _transfer,
+    "pending": _only_ticket(Pending),
+    "hold": _with_text(Hold, "Please give a reason for the hold, so colleagues know why."),
+    "resolve": _with_text(Resolve, None),
+    "reopen": _only_ticket(Reopen),
+    "priority": _priority,
+    "show": _only_ticket(Show),
+    "queue": _queue,
+    "mine": _mine,
+    "help": _help,
+}
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """Echo a bit of what the person typed, never a wall of it."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

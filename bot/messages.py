@@ -1,0 +1,153 @@
+"""What the core says, and to whom.
+
+Handlers never call a platform. They produce messages addressed to an audience, and each adapter renders
+them. Two message types exist and they do not mix:
+
+- `CustomerMessage` goes to a customer. Its text must be a plain `str`.
+- `StaffMessage` goes to the agents' channel or to one agent. It may hold `InternalText`.
+
+An internal note's text only ever exists as `InternalText`, which is not a `str` and refuses to be
+formatted into one, so a note cannot end up in a customer's message by accident: the type says no.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bot.text import defuse_mentions
+
+
+@dataclass(frozen=True, slots=True)
+class InternalText:
+    """Text only staff may read, such as an internal note.
+
+    It is deliberately not a `str`: `str()`, f-strings and `format()` raise, so it can only be shown by
+    placing it in a `StaffMessage`.
+    """
+
+    hidden: str
+
+    def __str__(self) -> str:
+        raise TypeError("internal text cannot become a plain string; put it in a StaffMessage")
+
+    def __format__(self, format_spec: str) -> str:
+        raise TypeError("internal text cannot be formatted; put it in a StaffMessage")
+
+    def __repr__(self) -> str:
+        return "InternalText(<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone on a platform, as the platform names them."""
+
+    platform: str
+    user_id: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Where a ticket's customer conversation lives: a platform channel and, if any, a thread."""
+
+    platform: str
+    channel_id: str
+    thread_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToCustomer:
+    """The customer (or colleague) of a ticket; without a ticket, an answer to just that person."""
+
+    person: Person
+    ticket_number: int | None = None
+    conversation: Conversation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToAgents:
+    """The agents' channel; about a ticket when `ticket_number` is set (its staff thread)."""
+
+    ticket_number: int | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToAgent:
+    """One agent, privately."""
+
+    person: Person
+
+
+class StaffKind(StrEnum):
+    """What a staff message is, so adapters can place it (a card, a thread reply, an ephemeral)."""
+
+    CARD = "card"
+    RELAY = "relay"
+    NOTE = "note"
+    UPDATE = "update"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCard:
+    """The facts of a ticket's card in the agents' channel, for adapters that draw buttons."""
+
+    number: int
+    customer_name: str
+    subject: str
+    priority: str
+    queue: str
+    status: str
+    returning: bool
+    assignee_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMessage:
+    """Something a customer will read. Only plain text is accepted, and mass mentions are defused."""
+
+    audience: ToCustomer
+    text: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not isinstance(self.audience, ToCustomer):
+            raise TypeError("a customer message takes a ToCustomer audience and plain text only")
+        object.__setattr__(self, "text", defuse_mentions(self.text))
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMessage:
+    """Something only staff will read; may include internal text."""
+
+    audience: ToAgents | ToAgent
+    parts: tuple[str | InternalText, ...]
+    kind: StaffKind = StaffKind.INFO
+    card: TicketCard | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.audience, ToAgents | ToAgent):
+            raise TypeError("a staff message is for the agents' channel or one agent only")
+        for part in self.parts:
+            if not isinstance(part, str | InternalText):
+                raise TypeError(f"unexpected part in a staff message: {type(part).__name__}")
+
+    @property
+    def text(self) -> str:
+        """The rendered text, internal parts included, mass mentions defused: for staff eyes only."""
+        joined = "".join(p.hidden if isinstance(p, InternalText) else p for p in self.parts)
+        return defuse_mentions(joined)
+
+
+Outgoing = CustomerMessage | StaffMessage
+
+
+def staff(
+    audience: ToAgents | ToAgent,
+    *parts: str | InternalText,
+    kind: StaffKind = StaffKind.INFO,
+    card: TicketCard | None = None,
+) -> StaffMessage:
+    """Shorthand for a staff message made of several parts."""
+    return StaffMessage(audience, tuple(parts), kind, card)

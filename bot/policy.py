@@ -1,0 +1,154 @@
+"""The service policy: queues, teams, priorities and intake rules, read from a TOML file.
+
+A sensible default ships with the package; operators point `RELAYDESK_POLICY` at their own file.
+Everything is validated at start, and errors name the key that is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.domain import Priority, TicketKind
+from bot.durations import parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(lambda v: parse_duration(v) if isinstance(v, str) else v)]
+Name = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Queue(_Strict):
+    name: Name
+    label: str = Field(min_length=1, description="How customers hear of this queue.")
+
+
+class Team(_Strict):
+    name: Name
+    queues: list[str] = Field(default_factory=list)
+    lead: str | None = None
+
+
+class Priorities(_Strict):
+    external_default: Priority = Priority.NORMAL
+    internal_default: Priority = Priority.NORMAL
+
+
+class Intake(_Strict):
+    courtesy_phrases: list[str] = Field(default_factory=list)
+    courtesy_window: Duration = timedelta(days=3)
+    subject_length: int = Field(default=80, ge=20, le=200)
+
+    @field_validator("courtesy_phrases")
+    @classmethod
+    def _normalise(cls, phrases: list[str]) -> list[str]:
+        return [normalise_phrase(p) for p in phrases if normalise_phrase(p)]
+
+
+class Lifecycle(_Strict):
+    close_resolved_after: Duration = timedelta(days=7)
+
+
+class Policy(_Strict):
+    default_queue: str
+    internal_queue: str
+    queues: list[Queue] = Field(min_length=1)
+    teams: list[Team] = Field(default_factory=list)
+    priorities: Priorities = Priorities()
+    intake: Intake = Intake()
+    lifecycle: Lifecycle = Lifecycle()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [q.name for q in self.queues]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"queues: duplicate queue name(s) {', '.join(duplicates)}")
+        for key in ("default_queue", "internal_queue"):
+            if getattr(self, key) not in names:
+                raise ValueError(
+                    f"{key}: '{getattr(self, key)}' is not one of the queues ({', '.join(names)})"
+                )
+        owner: dict[str, str] = {}
+        for index, team in enumerate(self.teams):
+            for queue in team.queues:
+                if queue not in names:
+                    raise ValueError(f"teams[{index}].queues: unknown queue '{queue}'")
+                if queue in owner:
+                    raise ValueError(
+                        f"teams[{index}].queues: queue '{queue}' already belongs to team '{owner[queue]}'"
+                    )
+                owner[queue] = team.name
+        return self
+
+    def queue(self, name: str) -> Queue | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    def queue_label(self, name: str) -> str:
+        queue = self.queue(name)
+        return queue.label if queue else "support team"
+
+    def default_queue_for(self, kind: TicketKind) -> str:
+        return self.internal_queue if kind is TicketKind.INTERNAL else self.default_queue
+
+    def default_priority_for(self, kind: TicketKind) -> Priority:
+        if kind is TicketKind.INTERNAL:
+            return self.priorities.internal_default
+        return self.priorities.external_default
+
+    def is_courtesy(self, text: str) -> bool:
+        return normalise_phrase(text) in self.intake.courtesy_phrases
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message names the file, the key and the reason."""
+
+
+def normalise_phrase(text: str) -> str:
+    """Lower case, punctuation and repeated spaces dropped: "Thanks!!" and "thanks" match."""
+    kept = "".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace() or ord(ch) > 0x2000)
+    return " ".join(kept.split())
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load and validate the policy file, or the packaged default when no path is given."""
+    if path is None:
+        source = "the default policy"
+        text = resources.files("bot").joinpath("default_policy.toml").read_text("utf-8")
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise PolicyError(f"RELAYDESK_POLICY: cannot read {source}: {exc.strerror}") from exc
+    try:
+        return Policy.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"policy file {source}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise PolicyError(f"policy file {source}:\n{describe_errors(exc)}") from exc
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem: `key.path: why`."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""What the core needs from storage: repositories behind a unit of work.
+
+`storage/` implements these with SQLAlchemy; tests use in-memory fakes. A unit of work rolls back unless
+`commit()` was called, so a refused command changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from bot.domain import Agent, Customer, Entry, Identity, Ticket, TimelineEvent
+
+
+class Conflict(Exception):
+    """A uniqueness rule was hit at commit (another process recorded the same thing first)."""
+
+
+class CustomerRepository(Protocol):
+    async def by_identity(self, platform: str, external_id: str) -> Customer | None: ...
+    async def get(self, customer_id: int) -> Customer | None: ...
+    async def add(self, customer: Customer, identity: Identity) -> Customer:
+        """Store a new customer with their first identity (its customer_id is filled in)."""
+        ...
+
+    async def identity(self, platform: str, external_id: str) -> Identity | None: ...
+
+
+class AgentRepository(Protocol):
+    async def by_identity(self, platform: str, external_id: str) -> Agent | None: ...
+    async def find(self, platform: str, key: str) -> Agent | None:
+        """An agent on a platform by user id, or else by display name (any case)."""
+        ...
+
+    async def get(self, agent_id: int) -> Agent | None: ...
+    async def add(self, agent: Agent) -> Agent: ...
+
+
+class TicketRepository(Protocol):
+    async def get(self, number: int) -> Ticket | None: ...
+    async def by_thread(self, platform: str, channel_id: str, thread_id: str) -> Ticket | None: ...
+    async def latest_in(self, customer_id: int, platform: str, channel_id: str) -> Ticket | None:
+        """The customer's most recent ticket in a conversation without threads."""
+        ...
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        """Store a new ticket and give it the next number."""
+        ...
+
+    async def unassigned(self, queue: str | None, limit: int) -> list[Ticket]: ...
+    async def assigned_to(self, agent_id: int, limit: int) -> list[Ticket]: ...
+    async def count_for_customer(self, customer_id: int) -> int: ...
+    async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]: ...
+
+
+class EntryRepository(Protocol):
+    async def add(self, entry: Entry) -> None: ...
+    async def seen(self, platform: str, external_id: str) -> bool:
+        """Whether a platform message was already recorded."""
+        ...
+
+    async def for_ticket(self, number: int) -> list[Entry]: ...
+
+
+class TimelineRepository(Protocol):
+    async def add(self, event: TimelineEvent) -> None: ...
+    async def for_ticket(self, number: int) -> list[TimelineEvent]: ...
+
+
+class UnitOfWork(Protocol):
+    customers: CustomerRepository
+    agents: AgentRepository
+    tickets: TicketRepository
+    entries: EntryRepository
+    timeline: TimelineRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None:
+        """Make the work permanent; raises Conflict when a uniqueness rule was hit."""
+        ...
+
+    async def rollback(self) -> None: ...

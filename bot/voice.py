@@ -1,0 +1,330 @@
+"""How the bot speaks. Every sentence people read lives here, so the tone stays one voice.
+
+Customers get short, warm, specific text with their name, the ticket number and the next step, and never
+an internal word (no queue names, no status codes). Agents get terse, dense lines.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.commands import Command
+from bot.domain import STATUS_WORDS, Agent, Customer, Entry, EntryKind, Status, Ticket
+from bot.messages import InternalText, Person, TicketCard
+from bot.text import excerpt, first_line, shorten
+
+SUMMARY_ENTRIES = 30
+
+
+def first_name(customer: Customer) -> str:
+    return customer.display_name.split()[0] if customer.display_name.strip() else "there"
+
+
+def subject(text: str, limit: int) -> str:
+    return first_line(text, limit)
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+
+def greeting(customer: Customer, ticket: Ticket, earlier: int, team: str) -> str:
+    name = first_name(customer)
+    if ticket.previous_number is not None:
+        opening = (
+            f"Hi {name}, welcome back. I've opened a new ticket, {ticket.ref}, and linked it to "
+            f"your earlier one (#{ticket.previous_number}) so the team has the whole story."
+        )
+    elif earlier:
+        opening = f"Hi {name}, good to hear from you again. I've opened ticket {ticket.ref} for you."
+    else:
+        opening = f"Hi {name}, thanks for getting in touch. I've opened ticket {ticket.ref} for you."
+    return (
+        f"{opening} Someone from our {team} will reply right here. "
+        "If you think of anything else, just add it here; there's no need to start over."
+    )
+
+
+def welcome(customer: Customer) -> str:
+    return (
+        f"You're welcome, {first_name(customer)}! If anything else comes up, just write here "
+        "and we'll be glad to help."
+    )
+
+
+def claimed(customer: Customer, ticket: Ticket, agent: Agent) -> str:
+    return (
+        f"Hi {first_name(customer)}, {agent.display_name} is now looking after your request "
+        f"{ticket.ref} and will be in touch here."
+    )
+
+
+def agent_reply(agent: Agent, text: str) -> str:
+    return f"{agent.display_name}: {text}"
+
+
+def now_with_agent(customer: Customer, ticket: Ticket, agent: Agent) -> str:
+    return (
+        f"Hi {first_name(customer)}, {agent.display_name} is now looking after your request "
+        f"{ticket.ref}. They have the full conversation, so you won't need to repeat anything."
+    )
+
+
+def now_with_team(customer: Customer, ticket: Ticket, team: str) -> str:
+    return (
+        f"Hi {first_name(customer)}, I've passed your request {ticket.ref} to our {team}. "
+        "They have the full conversation, so you won't need to repeat anything."
+    )
+
+
+def resolved(customer: Customer, ticket: Ticket) -> str:
+    return (
+        f"Thanks for your patience, {first_name(customer)}. We've marked {ticket.ref} as resolved. "
+        "If anything still isn't right, just reply here and we'll pick it straight back up."
+    )
+
+
+def reopened(customer: Customer, ticket: Ticket) -> str:
+    return (
+        f"Hi {first_name(customer)}, we've reopened your request {ticket.ref} and are looking "
+        "into it again. We'll be in touch here."
+    )
+
+
+def customer_help() -> str:
+    return (
+        "Just write your message here and we'll open a ticket and get back to you; add anything "
+        "else in the same place. For an internal request, use /request followed by what you need."
+    )
+
+
+def agents_only(name: str) -> str:
+    first = name.split()[0] if name.strip() else "there"
+    return (
+        f"Sorry {first}, ticket commands are for the support team. If you need help, just write "
+        "your message here and we'll get back to you; colleagues can use /request."
+    )
+
+
+# --- agents: refusals -----------------------------------------------------------------------------
+
+
+def which_ticket(command: Command) -> str:
+    verb = type(command).__name__.lower()
+    verb = {"setpriority": "priority"}.get(verb, verb)
+    return (
+        f"Which ticket? Add its number, e.g. /ticket {verb} #12 (inside a ticket's thread "
+        "you can leave it out)."
+    )
+
+
+def no_such_ticket(number: int) -> str:
+    return f"I can't find ticket #{number}. /ticket queue lists the unclaimed ones, /ticket mine yours."
+
+
+def already_yours(ticket: Ticket) -> str:
+    return f"{ticket.ref} is already yours."
+
+
+def claimed_by_other(ticket: Ticket, holder: Agent | None) -> str:
+    who = holder.display_name if holder else "someone else"
+    return f"{ticket.ref} is already with {who}. To take it over, ask them or use /ticket transfer."
+
+
+def cannot_release(ticket: Ticket, holder: Agent | None) -> str:
+    if holder is None:
+        return f"{ticket.ref} isn't claimed by anyone, so there's nothing to release."
+    return f"{ticket.ref} is with {holder.display_name}; only they can release it (or transfer it)."
+
+
+def closed(ticket: Ticket) -> str:
+    return (
+        f"{ticket.ref} is closed and stays closed; if the customer writes again, a new ticket "
+        "linked to it opens automatically."
+    )
+
+
+def reopen_first(ticket: Ticket) -> str:
+    return f"{ticket.ref} is resolved. Reopen it first with /ticket reopen {ticket.ref}."
+
+
+def not_resolved(ticket: Ticket) -> str:
+    return f"{ticket.ref} is {STATUS_WORDS[ticket.status]}, not resolved, so there's nothing to reopen."
+
+
+def already_status(ticket: Ticket) -> str:
+    return f"{ticket.ref} is already {STATUS_WORDS[ticket.status]}."
+
+
+def cannot_move(ticket: Ticket, new: Status) -> str:
+    return f"{ticket.ref} is {STATUS_WORDS[ticket.status]}; it can't go to {STATUS_WORDS[new]} from there."
+
+
+def already_priority(ticket: Ticket) -> str:
+    return f"{ticket.ref} is already {ticket.priority} priority."
+
+
+def unknown_agent(key: str) -> str:
+    return (
+        f"I couldn't find an agent called @{shorten(key, 40)}. Check the name, or transfer to a "
+        "queue instead."
+    )
+
+
+def already_with(ticket: Ticket, agent: Agent) -> str:
+    return f"{ticket.ref} is already with {agent.display_name}."
+
+
+def unknown_queue(name: str, names: list[str]) -> str:
+    return f"There's no queue called '{shorten(name, 40)}'. Queues: {', '.join(names)}."
+
+
+def already_in_queue(ticket: Ticket) -> str:
+    return f"{ticket.ref} is already waiting in {ticket.queue}."
+
+
+# --- agents: updates ------------------------------------------------------------------------------
+
+
+def card(ticket: Ticket, customer: Customer, earlier: int) -> TicketCard:
+    assert ticket.number is not None
+    return TicketCard(
+        number=ticket.number,
+        customer_name=customer.display_name,
+        subject=ticket.subject,
+        priority=str(ticket.priority),
+        queue=ticket.queue,
+        status=STATUS_WORDS[ticket.status],
+        returning=earlier > 0,
+    )
+
+
+def card_text(ticket: Ticket, customer: Customer, earlier: int) -> str:
+    what = "internal request" if ticket.kind == "internal" else "ticket"
+    lines = [
+        f"New {what} {ticket.ref} · {customer.display_name} ({_history(earlier)}) · "
+        f"{ticket.priority} priority · {ticket.queue}",
+        f"Subject: {ticket.subject}",
+    ]
+    if ticket.previous_number is not None:
+        lines.append(f"Follows up closed ticket #{ticket.previous_number}.")
+    lines.append(f"Claim it with /ticket claim {ticket.ref}")
+    return "\n".join(lines)
+
+
+def relay_header(ticket: Ticket, customer: Customer, reopened_from: Status | None) -> str:
+    note = f" (back to open; was {STATUS_WORDS[reopened_from]})" if reopened_from else ""
+    return f"{ticket.ref} · {customer.display_name}{note}: "
+
+
+def note_header(ticket: Ticket, author: Person) -> str:
+    return f"{ticket.ref} · internal note from {author.display_name}: "
+
+
+def claimed_update(ticket: Ticket, agent: Agent) -> str:
+    return f"{ticket.ref} claimed by {agent.display_name}."
+
+
+def released(ticket: Ticket, agent: Agent) -> str:
+    return f"{ticket.ref} released by {agent.display_name}; it's back in {ticket.queue}, unclaimed."
+
+
+def transferred_update(ticket: Ticket, agent: Agent, target: str, reason: str) -> str:
+    why = f": {reason}" if reason else ""
+    return f"{ticket.ref} transferred to {target} by {agent.display_name}{why}"
+
+
+def handed_to_you(ticket: Ticket, agent: Agent, reason: str) -> str:
+    why = f" Reason: {reason}" if reason else ""
+    return f"{agent.display_name} handed {ticket.ref} over to you.{why}"
+
+
+def handed_to_queue(ticket: Ticket, agent: Agent, reason: str) -> str:
+    why = f" Reason: {reason}" if reason else ""
+    return f"{ticket.ref} moved to {ticket.queue} by {agent.display_name}, unclaimed.{why}"
+
+
+def status_update(ticket: Ticket, agent: Agent) -> str:
+    return f"{ticket.ref} is now {STATUS_WORDS[ticket.status]} ({agent.display_name})"
+
+
+def priority_update(ticket: Ticket, agent: Agent) -> str:
+    return f"{ticket.ref} is now {ticket.priority} priority ({agent.display_name})."
+
+
+def queue_list(tickets: list[Ticket], names: dict[int, str], queue: str | None, now: datetime) -> str:
+    where = f" in {queue}" if queue else ""
+    if not tickets:
+        return f"No unclaimed tickets{where}. Nice work."
+    lines = [f"Unclaimed tickets{where} ({len(tickets)}):"]
+    lines += [_list_line(t, names, now) for t in tickets]
+    return "\n".join(lines)
+
+
+def mine_list(tickets: list[Ticket], names: dict[int, str], now: datetime) -> str:
+    if not tickets:
+        return "You have no tickets in progress."
+    lines = [f"Your tickets ({len(tickets)}):"]
+    lines += [_list_line(t, names, now) for t in tickets]
+    return "\n".join(lines)
+
+
+def summary(
+    ticket: Ticket,
+    customer: Customer,
+    assignee: Agent | None,
+    entries: list[Entry],
+    earlier: int,
+    heading: str | None,
+) -> list[str | InternalText]:
+    """A ticket at a glance: who, what they said, what was replied and noted."""
+    owner = f"with {assignee.display_name}" if assignee else "unclaimed"
+    parts: list[str | InternalText] = []
+    if heading:
+        parts.append(heading + "\n")
+    parts.append(
+        f"{ticket.ref} · {ticket.subject}\n"
+        f"Customer: {customer.display_name} ({_history(earlier)}) · {STATUS_WORDS[ticket.status]} · "
+        f"{ticket.priority} priority · {ticket.queue} · {owner}\n"
+    )
+    spoken = [e for e in entries if e.kind is not EntryKind.BOT]
+    shown = spoken[-SUMMARY_ENTRIES:]
+    if len(spoken) > len(shown):
+        parts.append(f"({len(spoken) - len(shown)} earlier messages not shown)\n")
+    parts.append("Conversation:" if shown else "Nothing said yet.")
+    for entry in shown:
+        label = {EntryKind.CUSTOMER: "", EntryKind.REPLY: " (reply)", EntryKind.NOTE: " (note)"}
+        head = f"\n  [{_when(entry.created_at)}] {entry.author_name}{label.get(entry.kind, '')}: "
+        body = entry.body
+        if isinstance(body, InternalText):
+            parts += [head, InternalText(excerpt(body.hidden))]
+        else:
+            parts += [head, excerpt(body)]
+    return parts
+
+
+def _history(earlier: int) -> str:
+    if earlier <= 0:
+        return "new customer"
+    plural = "s" if earlier != 1 else ""
+    return f"returning, {earlier} earlier ticket{plural}"
+
+
+def _list_line(ticket: Ticket, names: dict[int, str], now: datetime) -> str:
+    who = names.get(ticket.customer_id, "?")
+    return (
+        f"  {ticket.ref} · {ticket.priority} · {STATUS_WORDS[ticket.status]} · {ticket.queue} · "
+        f"{who}: {shorten(ticket.subject, 60)} · {age(now - ticket.created_at)} old"
+    )
+
+
+def age(delta: timedelta) -> str:
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 48 * 60:
+        return f"{minutes // 60}h"
+    return f"{minutes // 1440}d"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%a %d %b %H:%M UTC")
