@@ -151,12 +151,12 @@ class Desk:
                 work = _Work(uow, self._clock.now())
                 try:
                     await job(work)
+                    await uow.commit()
                 except Refusal as refusal:
                     await uow.rollback()
-                    return [*work.out, *refusal.args]
-                try:
-                    await uow.commit()
+                    return list(refusal.args)
                 except Conflict:
+                    # Another process recorded the same thing first: run again against its result.
                     if attempt == CONFLICT_RETRIES - 1:
                         raise
                     continue

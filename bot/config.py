@@ -1,0 +1,77 @@
+"""Settings from the environment and `.env`, validated at start with errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.policy import describe_errors
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///relaydesk.db"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message says which key and why."""
+
+
+def _split_names(value: object) -> object:
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything Relaydesk reads from its environment. Secrets only ever come from here."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    policy_path: Path | None = Field(None, validation_alias="RELAYDESK_POLICY")
+    console_agents: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["ana", "ben"], validation_alias="RELAYDESK_CONSOLE_AGENTS"
+    )
+    log_level: str = Field("WARNING", validation_alias="RELAYDESK_LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError("not a database URL (e.g. sqlite:///relaydesk.db)") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"'{backend}' is not supported; use sqlite or postgresql")
+        return value
+
+    @field_validator("console_agents", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        return _split_names(value)
+
+    @field_validator("console_agents")
+    @classmethod
+    def _some_agents(cls, value: list[str]) -> list[str]:
+        if any(":" in name or " " in name for name in value):
+            raise ValueError("agent names are single words without ':' (e.g. ana,ben)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+
+def load_settings() -> Settings:
+    """Read settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(f"configuration:\n{describe_errors(error)}") from error

@@ -1,0 +1,1 @@
+"""Relaydesk's storage: SQLAlchemy 2.x async models, repositories, unit of work and migrations."""

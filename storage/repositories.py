@@ -1,0 +1,299 @@
+"""SQLAlchemy repositories that hand out the core's domain objects.
+
+Rows never leave this module. A repository remembers which domain objects it handed out (one object per
+row within a unit of work) and writes their changes back when the unit of work commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import (
+    WORKABLE_STATUSES,
+    Agent,
+    Customer,
+    Entry,
+    EntryKind,
+    Identity,
+    Priority,
+    Status,
+    Ticket,
+    TimelineEvent,
+)
+from bot.messages import InternalText
+from bot.ports import Conflict
+from storage.models import AgentRow, Base, CustomerRow, EntryRow, IdentityRow, TicketRow, TimelineRow
+
+D = TypeVar("D")
+R = TypeVar("R", bound=Base)
+
+_PRIORITY_ORDER = case(
+    {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3},
+    value=TicketRow.priority,
+    else_=4,
+)
+
+
+async def flush(session: AsyncSession, rows: list[Any] | None = None) -> None:
+    """Flush, reporting a broken uniqueness rule as the core's Conflict."""
+    try:
+        await session.flush(rows)
+    except IntegrityError as error:
+        raise Conflict(str(error.orig)) from error
+
+
+class _Tracked(Generic[D, R]):
+    """Maps rows to domain objects one-to-one and copies changes back on `sync()`."""
+
+    domain: type[D]
+    row_type: type[R]
+    key: str = "id"
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._seen: dict[Any, tuple[D, R]] = {}
+        self._fields = [f.name for f in dataclasses.fields(self.domain)]  # type: ignore[arg-type]
+
+    def _load(self, row: R | None) -> D | None:
+        if row is None:
+            return None
+        pk = getattr(row, self.key)
+        if pk not in self._seen:
+            obj = self.domain(**{name: getattr(row, name) for name in self._fields})
+            self._seen[pk] = (obj, row)
+        return self._seen[pk][0]
+
+    async def _insert(self, obj: D) -> D:
+        values = {name: getattr(obj, name) for name in self._fields if name != self.key}
+        row = self.row_type(**values)
+        self.session.add(row)
+        await flush(self.session, [row])
+        setattr(obj, self.key, getattr(row, self.key))
+        self._seen[getattr(row, self.key)] = (obj, row)
+        return obj
+
+    async def _get(self, pk: Any) -> D | None:
+        if pk in self._seen:
+            return self._seen[pk][0]
+        return self._load(await self.session.get(self.row_type, pk))
+
+    async def _one(self, statement: Any) -> D | None:
+        return self._load((await self.session.scalars(statement.limit(1))).first())
+
+    async def _many(self, statement: Any) -> list[D]:
+        rows = (await self.session.scalars(statement)).all()
+        return [obj for obj in map(self._load, rows) if obj is not None]
+
+    def sync(self) -> None:
+        for obj, row in self._seen.values():
+            for name in self._fields:
+                value = getattr(obj, name)
+                if getattr(row, name) != value:
+                    setattr(row, name, value)
+
+
+class SqlCustomers(_Tracked[Customer, CustomerRow]):
+    domain = Customer
+    row_type = CustomerRow
+
+    async def by_identity(self, platform: str, external_id: str) -> Customer | None:
+        return await self._one(
+            select(CustomerRow)
+            .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
+            .where(IdentityRow.platform == platform, IdentityRow.external_id == external_id)
+        )
+
+    async def get(self, customer_id: int) -> Customer | None:
+        return await self._get(customer_id)
+
+    async def add(self, customer: Customer, identity: Identity) -> Customer:
+        await self._insert(customer)
+        assert customer.id is not None
+        identity.customer_id = customer.id
+        self.session.add(
+            IdentityRow(
+                customer_id=customer.id,
+                platform=identity.platform,
+                external_id=identity.external_id,
+                display_name=identity.display_name,
+            )
+        )
+        return customer
+
+    async def identity(self, platform: str, external_id: str) -> Identity | None:
+        row = (
+            await self.session.scalars(
+                select(IdentityRow).where(
+                    IdentityRow.platform == platform, IdentityRow.external_id == external_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return Identity(row.customer_id, row.platform, row.external_id, row.display_name, row.id)
+
+
+class SqlAgents(_Tracked[Agent, AgentRow]):
+    domain = Agent
+    row_type = AgentRow
+
+    async def by_identity(self, platform: str, external_id: str) -> Agent | None:
+        return await self._one(
+            select(AgentRow).where(AgentRow.platform == platform, AgentRow.external_id == external_id)
+        )
+
+    async def find(self, platform: str, key: str) -> Agent | None:
+        by_id = await self.by_identity(platform, key)
+        if by_id is not None:
+            return by_id
+        return await self._one(
+            select(AgentRow)
+            .where(AgentRow.platform == platform, func.lower(AgentRow.display_name) == key.lower())
+            .order_by(AgentRow.id)
+        )
+
+    async def get(self, agent_id: int) -> Agent | None:
+        return await self._get(agent_id)
+
+    async def add(self, agent: Agent) -> Agent:
+        return await self._insert(agent)
+
+
+class SqlTickets(_Tracked[Ticket, TicketRow]):
+    domain = Ticket
+    row_type = TicketRow
+    key = "number"
+
+    async def get(self, number: int) -> Ticket | None:
+        return await self._get(number)
+
+    async def by_thread(self, platform: str, channel_id: str, thread_id: str) -> Ticket | None:
+        return await self._one(
+            select(TicketRow)
+            .where(
+                TicketRow.platform == platform,
+                TicketRow.channel_id == channel_id,
+                TicketRow.thread_id == thread_id,
+            )
+            .order_by(TicketRow.number.desc())
+        )
+
+    async def latest_in(self, customer_id: int, platform: str, channel_id: str) -> Ticket | None:
+        return await self._one(
+            select(TicketRow)
+            .where(
+                TicketRow.customer_id == customer_id,
+                TicketRow.platform == platform,
+                TicketRow.channel_id == channel_id,
+                TicketRow.thread_id.is_(None),
+            )
+            .order_by(TicketRow.number.desc())
+        )
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        return await self._insert(ticket)
+
+    async def unassigned(self, queue: str | None, limit: int) -> list[Ticket]:
+        statement = select(TicketRow).where(
+            TicketRow.assignee_id.is_(None), TicketRow.status.in_(WORKABLE_STATUSES)
+        )
+        if queue:
+            statement = statement.where(TicketRow.queue == queue)
+        return await self._many(statement.order_by(_PRIORITY_ORDER, TicketRow.number).limit(limit))
+
+    async def assigned_to(self, agent_id: int, limit: int) -> list[Ticket]:
+        return await self._many(
+            select(TicketRow)
+            .where(TicketRow.assignee_id == agent_id, TicketRow.status.in_(WORKABLE_STATUSES))
+            .order_by(_PRIORITY_ORDER, TicketRow.number)
+            .limit(limit)
+        )
+
+    async def count_for_customer(self, customer_id: int) -> int:
+        statement = select(func.count()).select_from(TicketRow).where(TicketRow.customer_id == customer_id)
+        return int(await self.session.scalar(statement) or 0)
+
+    async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]:
+        return await self._many(
+            select(TicketRow)
+            .where(TicketRow.status == Status.RESOLVED, TicketRow.resolved_at <= moment)
+            .order_by(TicketRow.resolved_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+
+class SqlEntries:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, entry: Entry) -> None:
+        body = entry.body.hidden if isinstance(entry.body, InternalText) else entry.body
+        self.session.add(
+            EntryRow(
+                ticket_number=entry.ticket_number,
+                kind=entry.kind,
+                author_name=entry.author_name,
+                body=body,
+                created_at=entry.created_at,
+                platform=entry.platform,
+                external_id=entry.external_id,
+            )
+        )
+
+    async def seen(self, platform: str, external_id: str) -> bool:
+        statement = select(EntryRow.id).where(
+            EntryRow.platform == platform, EntryRow.external_id == external_id
+        )
+        return (await self.session.scalar(statement.limit(1))) is not None
+
+    async def for_ticket(self, number: int) -> list[Entry]:
+        await flush(self.session)
+        rows = await self.session.scalars(
+            select(EntryRow).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
+        )
+        return [
+            Entry(
+                ticket_number=row.ticket_number,
+                kind=row.kind,
+                author_name=row.author_name,
+                body=InternalText(row.body) if row.kind is EntryKind.NOTE else row.body,
+                created_at=row.created_at,
+                platform=row.platform,
+                external_id=row.external_id,
+                id=row.id,
+            )
+            for row in rows
+        ]
+
+
+class SqlTimeline:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, event: TimelineEvent) -> None:
+        self.session.add(
+            TimelineRow(
+                ticket_number=event.ticket_number,
+                action=event.action,
+                actor_name=event.actor_name,
+                at=event.at,
+                detail=event.detail,
+            )
+        )
+
+    async def for_ticket(self, number: int) -> list[TimelineEvent]:
+        await flush(self.session)
+        rows = await self.session.scalars(
+            select(TimelineRow).where(TimelineRow.ticket_number == number).order_by(TimelineRow.id)
+        )
+        return [
+            TimelineEvent(row.ticket_number, row.action, row.actor_name, row.at, dict(row.detail), row.id)
+            for row in rows
+        ]

@@ -1,0 +1,47 @@
+"""The SQLAlchemy unit of work: one session, one transaction, rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.ports import Conflict
+from storage.repositories import SqlAgents, SqlCustomers, SqlEntries, SqlTickets, SqlTimeline
+
+
+class SqlUnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self.customers = SqlCustomers(self.session)
+        self.agents = SqlAgents(self.session)
+        self.tickets = SqlTickets(self.session)
+        self.entries = SqlEntries(self.session)
+        self.timeline = SqlTimeline(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.session.rollback()
+        await self.session.close()
+
+    async def commit(self) -> None:
+        for repository in (self.customers, self.agents, self.tickets):
+            repository.sync()
+        try:
+            await self.session.commit()
+        except IntegrityError as error:
+            await self.session.rollback()
+            raise Conflict(str(error.orig)) from error
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
