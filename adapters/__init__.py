@@ -1,0 +1,1 @@
+"""Adapters: each turns a platform's events into core calls and the core's replies into messages."""

@@ -1,0 +1,63 @@
+"""Wiring in one place: settings in, a running desk out. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.desk import Desk
+from bot.policy import Policy, load_policy
+from storage.engine import create_engine, session_factory
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWork
+
+
+class StartupError(RuntimeError):
+    """Relaydesk cannot start; the message says what to fix."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policy: Policy
+    engine: AsyncEngine
+    desk: Desk
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def build(settings: Settings, clock: Clock) -> Runtime:
+    """Load the policy, open and migrate the database, and assemble the desk."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    policy = load_policy(settings.policy_path)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    except (DBAPIError, OSError) as error:
+        await engine.dispose()
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = getattr(error, "orig", None) or error
+        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {reason}") from error
+    sessions = session_factory(engine)
+    desk = Desk(lambda: SqlUnitOfWork(sessions), clock, policy)
+    return Runtime(settings, policy, engine, desk)
+
+
+async def migrate(settings: Settings) -> str:
+    """`relaydesk db upgrade`: bring the database to the newest schema; returns where it went."""
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    except (DBAPIError, OSError) as error:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {error}") from error
+    finally:
+        await engine.dispose()
+    return make_url(settings.database_url).render_as_string(hide_password=True)

@@ -1,0 +1,71 @@
+"""The `relaydesk` command: `console`, `run` and `db upgrade`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from adapters.bootstrap import StartupError, build, migrate
+from adapters.console.desk import ConsoleDesk, stdin_lines
+from bot.clock import OffsetClock
+from bot.config import ConfigError, Settings, load_settings
+from bot.policy import PolicyError
+from bot.scheduling import DueWorkScheduler
+
+BANNER = """Relaydesk console. Write lines as <name>: <text>.
+Agents: {agents}. Anyone else is a customer writing in the support channel.
+Try "dana: my order hasn't arrived", then "ana: /ticket claim #1". /advance 2h moves time; /quit ends."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relaydesk", description="A customer-support desk.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("console", help="run the desk in this terminal (SQLite by default, no tokens)")
+    commands.add_parser("run", help="start every configured adapter (the console when none is)")
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply schema migrations")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+        if args.command == "db":
+            where = asyncio.run(migrate(settings))
+            print(f"Database {where} is up to date.")
+            return 0
+        return asyncio.run(run_adapters(settings))
+    except (ConfigError, PolicyError, StartupError) as error:
+        print(f"relaydesk: cannot start: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_adapters(settings: Settings) -> int:
+    """Start the configured adapters. Slack and Discord arrive in their own releases; today, the console."""
+    return await run_console(settings)
+
+
+async def run_console(settings: Settings) -> int:
+    clock = OffsetClock()
+    runtime = await build(settings, clock)
+    console = ConsoleDesk(runtime.desk, clock, settings.console_agents)
+    scheduler: DueWorkScheduler | None = None
+    try:
+        await console.start()
+        if sys.stdin.isatty():
+            print(BANNER.format(agents=", ".join(settings.console_agents)), flush=True)
+            scheduler = DueWorkScheduler(runtime.desk, console.deliver)
+            scheduler.start()
+        await console.run(stdin_lines())
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+        await runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""A terminal version of a support channel.
+
+Input lines are `<name>: <text>`. Names in the agent list are agents; anyone else is a customer writing in
+the support channel. Text starting with `/` is a command. `/advance <duration>` and `/at <ISO time>` move
+the console's clock and run due work; `/quit` ends.
+
+Every output line starts with its audience: `[to <customer>]`, `[agents]`, `[private <agent>]`, or
+`[console]` for the console's own messages. Multi-line messages repeat the prefix on each line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import TextIO
+
+from bot.clock import OffsetClock
+from bot.commands import Actor, IncomingMessage
+from bot.desk import Desk
+from bot.domain import Role
+from bot.durations import parse_duration
+from bot.messages import Conversation, CustomerMessage, Outgoing, Person, ToAgent, ToAgents
+
+PLATFORM = "console"
+SUPPORT_CHANNEL = Conversation(PLATFORM, "support")
+_LINE = re.compile(r"^\s*([^\s:/][^\s:]*)\s*:\s?(.*)$")
+
+
+class ConsoleDesk:
+    """Reads `<name>: <text>` lines, hands them to the desk, and prints what the desk says."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        clock: OffsetClock,
+        agents: Iterable[str],
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self._desk = desk
+        self._clock = clock
+        self._agents = {name.lower() for name in agents}
+        self._out = out
+        self._lock = asyncio.Lock()
+
+    @property
+    def agents(self) -> list[Person]:
+        return [_person(name) for name in sorted(self._agents)]
+
+    async def start(self) -> None:
+        """Make the console's agents known to the desk, so they can be named in transfers."""
+        await self._desk.register_agents(self.agents)
+
+    async def run(self, lines: AsyncIterator[str]) -> None:
+        """Handle every line in order until the input ends or someone types /quit."""
+        async for line in lines:
+            if not await self.handle_line(line):
+                return
+
+    async def handle_line(self, line: str) -> bool:
+        """Handle one line; False means the console should stop."""
+        line = line.rstrip("\n")
+        if not line.strip():
+            return True
+        async with self._lock:
+            if line.strip().startswith("/"):
+                return await self._console_command(line.strip())
+            match = _LINE.match(line)
+            if not match:
+                self._say(
+                    'Please start each line with a name, like "dana: my order hasn\'t arrived". '
+                    f"Agents: {', '.join(sorted(self._agents))}; anyone else is a customer."
+                )
+                return True
+            name, text = match.group(1).lower(), match.group(2)
+            if text.strip().startswith("/") and _is_console_command(text.strip()):
+                return await self._console_command(text.strip())
+            await self._from_person(name, text)
+            return True
+
+    async def deliver(self, messages: list[Outgoing]) -> None:
+        """Print what the desk says (also used by the scheduler's sweeps)."""
+        for message in messages:
+            for line in render(message).splitlines() or [""]:
+                self._out.write(line + "\n")
+        self._out.flush()
+
+    async def _from_person(self, name: str, text: str) -> None:
+        is_agent = name in self._agents
+        actor = Actor(_person(name), Role.AGENT if is_agent else Role.CUSTOMER)
+        if text.strip().startswith("/"):
+            await self.deliver(await self._desk.command(actor, text.strip(), SUPPORT_CHANNEL))
+        elif is_agent:
+            self._write(
+                f"[private {name}]",
+                "Agents answer with /ticket reply #<id> <text>, or add an internal note with "
+                "/ticket note #<id> <text>. /ticket help lists every command.",
+            )
+        else:
+            message = IncomingMessage(actor, text, SUPPORT_CHANNEL, message_id=uuid.uuid4().hex)
+            await self.deliver(await self._desk.receive(message))
+
+    async def _console_command(self, text: str) -> bool:
+        word, _, argument = text.partition(" ")
+        word = word.lower()
+        if word == "/quit":
+            return False
+        if word == "/advance":
+            try:
+                self._clock.advance(parse_duration(argument))
+            except ValueError as error:
+                self._say(f"{error}. Example: /advance 2h")
+                return True
+        elif word == "/at":
+            try:
+                moment = datetime.fromisoformat(argument.strip())
+                if moment.tzinfo is None:
+                    raise ValueError("it needs a UTC offset")
+            except ValueError as error:
+                self._say(
+                    f"/at needs an ISO 8601 time with its offset ({error}). Example: "
+                    "/at 2026-03-27T16:30+01:00"
+                )
+                return True
+            self._clock.set(moment)
+        else:
+            self._say(
+                f"I don't know {word}. Console commands: /advance <duration>, /at <time>, /quit; "
+                'desk commands start with a name, like "ana: /ticket help".'
+            )
+            return True
+        self._say(f"The time is now {self._clock.now():%a %d %b %Y %H:%M} UTC.")
+        await self.deliver(await self._desk.run_due_work())
+        return True
+
+    def _say(self, text: str) -> None:
+        self._write("[console]", text)
+
+    def _write(self, prefix: str, text: str) -> None:
+        for line in text.splitlines() or [""]:
+            self._out.write(f"{prefix} {line}\n")
+        self._out.flush()
+
+
+def render(message: Outgoing) -> str:
+    """A desk message as console lines, each starting with its audience."""
+    audience = message.audience
+    if isinstance(message, CustomerMessage):
+        prefix = f"[to {message.audience.person.user_id}]"
+    elif isinstance(audience, ToAgents):
+        prefix = "[agents]"
+    else:
+        assert isinstance(audience, ToAgent)
+        prefix = f"[private {audience.person.user_id}]"
+    return "\n".join(f"{prefix} {line}" for line in (message.text.splitlines() or [""]))
+
+
+async def stdin_lines() -> AsyncIterator[str]:
+    """Lines from standard input, interactive or piped, without blocking the event loop."""
+    while True:
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return
+        yield line
+
+
+def _person(name: str) -> Person:
+    display = name if any(ch.isupper() for ch in name) else name.capitalize()
+    return Person(PLATFORM, name, display)
+
+
+def _is_console_command(text: str) -> bool:
+    return text.split(" ", 1)[0].lower() in ("/advance", "/at", "/quit")

@@ -1,0 +1,54 @@
+"""Time-driven work. The database is the source of truth; APScheduler only wakes the sweep.
+
+APScheduler 3.x must not share a job store between schedulers, so each process runs its own in-memory
+scheduler whose only job is to call the desk's sweep, which claims due rows in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.desk import Desk
+from bot.messages import Outgoing
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[list[Outgoing]], Awaitable[None]]
+
+
+class DueWorkScheduler:
+    """Runs the desk's due-work sweep now and then every `interval`, and delivers what it says."""
+
+    def __init__(self, desk: Desk, deliver: Deliver, interval: timedelta = timedelta(minutes=1)):
+        self._desk = desk
+        self._deliver = deliver
+        self._interval = interval
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        """Start inside the running event loop; the first sweep runs at once (work missed while down)."""
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(
+            self.sweep,
+            "interval",
+            seconds=self._interval.total_seconds(),
+            id="due-work",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(self.sweep, id="due-work-at-start")
+        self._scheduler.start()
+
+    async def sweep(self) -> None:
+        try:
+            await self._deliver(await self._desk.run_due_work())
+        except Exception:
+            log.exception("due-work sweep failed; it will run again at the next interval")
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
