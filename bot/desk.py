@@ -94,7 +94,7 @@ class Desk:
         self._uow_factory = uow_factory
         self._clock = clock
         self.policy = policy
-        self._handlers: dict[type, Callable[[_Work, Actor, Ticket | None, Command], Awaitable]] = {
+        self._handlers: dict[type, Callable[[_Work, Actor, Ticket, Command], Awaitable[None]]] = {
             Claim: self._claim,
             Release: self._release,
             Reply: self._reply,
@@ -499,8 +499,8 @@ class Desk:
             names = [q.name for q in self.policy.queues]
             raise Refusal(_private(actor, voice.unknown_queue(command.queue, names)))
         tickets = await work.uow.tickets.unassigned(command.queue, LIST_LIMIT)
-        names = await self._customer_names(work, tickets)
-        work.say(_private(actor, voice.queue_list(tickets, names, command.queue, work.now)))
+        customers = await self._customer_names(work, tickets)
+        work.say(_private(actor, voice.queue_list(tickets, customers, command.queue, work.now)))
 
     async def _mine(self, work: _Work, actor: Actor) -> None:
         agent = await _agent_record(work, actor.person)

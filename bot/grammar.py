@@ -142,11 +142,15 @@ def _only_ticket(cls: type) -> Callable[[str, str], Command]:
     return build
 
 
-def _with_text(cls: type, required: str | None) -> Callable[[str, str], Command]:
-    """A verb followed by free text: required (with this complaint when missing) or optional."""
+def _with_text(cls: type, required: str | None, bare_id: bool) -> Callable[[str, str], Command]:
+    """A verb followed by free text: required (with this complaint when missing) or optional.
+
+    A bare leading number is the ticket id when `bare_id` is set, or when it stands alone; otherwise it
+    belongs to the text, so `/ticket reply 3 parcels shipped` never answers ticket #3 by mistake.
+    """
 
     def build(rest: str, usage: str) -> Command:
-        ticket, rest = _take_ticket(rest, allow_bare=False)
+        ticket, rest = _take_ticket(rest, allow_bare=bare_id or rest.strip().isdigit())
         text = rest.strip()
         if required and not text:
             raise ParseError(required, usage)
@@ -197,12 +201,12 @@ def _help(rest: str, usage: str) -> Command:
 _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "claim": _only_ticket(Claim),
     "release": _only_ticket(Release),
-    "reply": _with_text(Reply, "What should the reply say?"),
-    "note": _with_text(Note, "What should the note say?"),
+    "reply": _with_text(Reply, "What should the reply say?", bare_id=False),
+    "note": _with_text(Note, "What should the note say?", bare_id=False),
     "transfer": _transfer,
     "pending": _only_ticket(Pending),
-    "hold": _with_text(Hold, "Please give a reason for the hold, so colleagues know why."),
-    "resolve": _with_text(Resolve, None),
+    "hold": _with_text(Hold, "Please give a reason for the hold, so colleagues know why.", bare_id=True),
+    "resolve": _with_text(Resolve, None, bare_id=True),
     "reopen": _only_ticket(Reopen),
     "priority": _priority,
     "show": _only_ticket(Show),

@@ -69,11 +69,16 @@ class TimelineRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    customers: CustomerRepository
-    agents: AgentRepository
-    tickets: TicketRepository
-    entries: EntryRepository
-    timeline: TimelineRepository
+    @property
+    def customers(self) -> CustomerRepository: ...
+    @property
+    def agents(self) -> AgentRepository: ...
+    @property
+    def tickets(self) -> TicketRepository: ...
+    @property
+    def entries(self) -> EntryRepository: ...
+    @property
+    def timeline(self) -> TimelineRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.commands import Command
+from bot.commands import TicketCommand
 from bot.domain import STATUS_WORDS, Agent, Customer, Entry, EntryKind, Status, Ticket
 from bot.messages import InternalText, Person, TicketCard
 from bot.text import excerpt, first_line, shorten
@@ -108,11 +108,11 @@ def agents_only(name: str) -> str:
 # --- agents: refusals -----------------------------------------------------------------------------
 
 
-def which_ticket(command: Command) -> str:
+def which_ticket(command: TicketCommand) -> str:
     verb = type(command).__name__.lower()
     verb = {"setpriority": "priority"}.get(verb, verb)
     return (
-        f"Which ticket? Add its number, e.g. /ticket {verb} #12 (inside a ticket's thread "
+        f"Which ticket? Add its number with a #, e.g. /ticket {verb} #12 (inside a ticket's thread "
         "you can leave it out)."
     )
 
