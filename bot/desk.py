@@ -48,7 +48,7 @@ from bot.domain import (
     TimelineEvent,
     TransitionError,
 )
-from bot.grammar import ParseError, help_text, parse
+from bot.grammar import ParseError, help_text, is_ticket_command, parse
 from bot.messages import (
     Conversation,
     CustomerMessage,
@@ -121,6 +121,8 @@ class Desk:
         try:
             parsed = parse(text)
         except ParseError as error:
+            if not actor.is_agent and is_ticket_command(text):
+                return [_private(actor, voice.agents_only(actor.person.display_name))]
             return [_private(actor, str(error))]
         return await self.execute(actor, parsed, conversation)
 

@@ -89,6 +89,12 @@ def parse(text: str) -> Command:
     )
 
 
+def is_ticket_command(text: str) -> bool:
+    """Whether the text is a `/ticket` command (valid or not): those are for agents only."""
+    head, _ = _split_first(text.strip())
+    return head.lower() == "/ticket"
+
+
 def help_text(topic: str | None = None) -> str:
     """The agents' help, for all verbs or one."""
     if topic and topic.lower() in VERBS:
