@@ -40,10 +40,10 @@ _PRIORITY_ORDER = case(
 )
 
 
-async def flush(session: AsyncSession, rows: list[Any] | None = None) -> None:
+async def flush(session: AsyncSession) -> None:
     """Flush, reporting a broken uniqueness rule as the core's Conflict."""
     try:
-        await session.flush(rows)
+        await session.flush()
     except IntegrityError as error:
         raise Conflict(str(error.orig)) from error
 
@@ -73,7 +73,7 @@ class _Tracked(Generic[D, R]):
         values = {name: getattr(obj, name) for name in self._fields if name != self.key}
         row = self.row_type(**values)
         self.session.add(row)
-        await flush(self.session, [row])
+        await flush(self.session)
         setattr(obj, self.key, getattr(row, self.key))
         self._seen[getattr(row, self.key)] = (obj, row)
         return obj

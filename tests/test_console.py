@@ -197,3 +197,15 @@ def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
     lines = console("dana: help\nzoe: /ticket claim 1\n", tmp_path)
     assert "Zoe is now looking after your request #1" in said_to(lines, "to dana")
     assert (tmp_path / "desk.sqlite").exists()
+
+
+def test_the_console_desk_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """The same conversation with DATABASE_URL pointing at PostgreSQL, restart included."""
+    env = {"DATABASE_URL": pg_url}
+    lines = console(SCRIPT, tmp_path, env)
+    assert "New ticket #2 · Dana (returning, 1 earlier ticket)" in said_to(lines, "agents")
+    assert "NOTE-SECRET" not in said_to(lines, "to dana")
+    again = console("ana: /ticket show #1\n", tmp_path, env)
+    shown = said_to(again, "private ana")
+    assert "closed" in shown and "NOTE-SECRET" in shown
+    assert not (tmp_path / "relaydesk.db").exists()
