@@ -24,7 +24,6 @@ from bot.commands import (
     Mine,
     Note,
     Pending,
-    QueueName,
     Release,
     Reopen,
     Reply,
@@ -374,12 +373,14 @@ class Desk:
         )
 
     async def _transfer(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        """Hand a ticket to an agent or a queue; the new owner gets the story, the customer is told."""
         assert isinstance(command, Transfer)
         agent = await _agent_record(work, actor.person)
         _require_workable(actor, ticket)
         before = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
         customer = await self._customer_of(work, ticket)
         reason = clean(command.reason)
+        owner: ToAgent | ToAgents
         if isinstance(command.target, AgentMention):
             target = await work.uow.agents.find(actor.person.platform, command.target.key)
             if target is None:
@@ -387,60 +388,30 @@ class Desk:
             if target.id == ticket.assignee_id:
                 raise Refusal(_private(actor, voice.already_with(ticket, target)))
             ticket.assign(target.id, work.now)
-            await _log(
-                work,
-                ticket,
-                "transferred",
-                agent.display_name,
-                from_agent=before.display_name if before else None,
-                to_agent=target.display_name,
-                reason=reason,
-            )
-            heading = voice.handed_to_you(ticket, agent, reason)
-            await self._send_summary(work, ToAgent(_person_of(target)), ticket, customer, heading)
-            work.say(
-                staff(
-                    ToAgents(ticket.number, ticket.platform),
-                    voice.transferred_update(ticket, agent, target.display_name, reason),
-                )
-            )
-            text = voice.now_with_agent(customer, ticket, target)
+            detail = {"to_agent": target.display_name}
+            owner, heading = ToAgent(_person_of(target)), voice.handed_to_you(ticket, agent, reason)
+            update = voice.transferred_update(ticket, agent, target.display_name, reason)
+            work.say(staff(ToAgents(ticket.number, ticket.platform), update))
+            customer_text = voice.now_with_agent(customer, ticket, target)
         else:
-            await self._move_to_queue(work, actor, agent, ticket, command.target, reason, before)
-            text = voice.now_with_team(customer, ticket, self.policy.queue_label(ticket.queue))
-        await self._say_to_customer(work, ticket, customer, text)
-
-    async def _move_to_queue(
-        self,
-        work: _Work,
-        actor: Actor,
-        agent: Agent,
-        ticket: Ticket,
-        target: QueueName,
-        reason: str,
-        before: Agent | None,
-    ) -> None:
-        if self.policy.queue(target.name) is None:
-            names = [q.name for q in self.policy.queues]
-            raise Refusal(_private(actor, voice.unknown_queue(target.name, names)))
-        if target.name == ticket.queue and ticket.assignee_id is None:
-            raise Refusal(_private(actor, voice.already_in_queue(ticket)))
-        old_queue = ticket.queue
-        ticket.queue = target.name
-        ticket.assign(None, work.now)
+            queue = command.target.name
+            if self.policy.queue(queue) is None:
+                names = [q.name for q in self.policy.queues]
+                raise Refusal(_private(actor, voice.unknown_queue(queue, names)))
+            if queue == ticket.queue and ticket.assignee_id is None:
+                raise Refusal(_private(actor, voice.already_in_queue(ticket)))
+            detail = {"from_queue": ticket.queue, "to_queue": queue}
+            ticket.queue = queue
+            ticket.assign(None, work.now)
+            owner = ToAgents(ticket.number, ticket.platform)
+            heading = voice.handed_to_queue(ticket, agent, reason)
+            customer_text = voice.now_with_team(customer, ticket, self.policy.queue_label(queue))
+        from_agent = before.display_name if before else None
         await _log(
-            work,
-            ticket,
-            "transferred",
-            agent.display_name,
-            from_agent=before.display_name if before else None,
-            from_queue=old_queue,
-            to_queue=target.name,
-            reason=reason,
+            work, ticket, "transferred", agent.display_name, from_agent=from_agent, reason=reason, **detail
         )
-        customer = await self._customer_of(work, ticket)
-        heading = voice.handed_to_queue(ticket, agent, reason)
-        await self._send_summary(work, ToAgents(ticket.number, ticket.platform), ticket, customer, heading)
+        await self._send_summary(work, owner, ticket, customer, heading)
+        await self._say_to_customer(work, ticket, customer, customer_text)
 
     async def _pending(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
         await self._change_status(work, actor, ticket, Status.WAITING_ON_CUSTOMER, "")
