@@ -168,7 +168,8 @@ class Desk:
         self, work: _Work, actor: Actor, command: Command, conversation: Conversation | None
     ) -> None:
         if isinstance(command, Request):
-            raised = IncomingMessage(actor, command.text, conversation or _direct(actor))
+            where = _without_thread(conversation) if conversation else _direct(actor)
+            raised = IncomingMessage(actor, command.text, where)
             await self._intake(work, raised, request=True)
             return
         if isinstance(command, Help):
@@ -325,8 +326,8 @@ class Desk:
         if ticket.assignee_id is not None:
             holder = await work.uow.agents.get(ticket.assignee_id)
             raise Refusal(_private(actor, voice.claimed_by_other(ticket, holder)))
-        ticket.assign(agent.id, work.now)
         await _log(work, ticket, "claimed", agent.display_name, agent=agent.display_name)
+        await _assign(work, ticket, agent, agent)
         customer = await self._customer_of(work, ticket)
         await self._say_to_customer(work, ticket, customer, voice.claimed(customer, ticket, agent))
         work.say(staff(ToAgents(ticket.number, ticket.platform), voice.claimed_update(ticket, agent)))
@@ -337,7 +338,7 @@ class Desk:
         if ticket.assignee_id != agent.id:
             holder = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
             raise Refusal(_private(actor, voice.cannot_release(ticket, holder)))
-        ticket.assign(None, work.now)
+        await _assign(work, ticket, None, agent)
         await _log(work, ticket, "released", agent.display_name)
         work.say(staff(ToAgents(ticket.number, ticket.platform), voice.released(ticket, agent)))
 
@@ -348,8 +349,8 @@ class Desk:
             raise Refusal(_private(actor, voice.closed(ticket)))
         text = clean(command.text)
         if ticket.assignee_id is None:
-            ticket.assign(agent.id, work.now)
             await _log(work, ticket, "claimed", agent.display_name, by_replying=True)
+            await _assign(work, ticket, agent, agent)
             work.say(staff(ToAgents(ticket.number, ticket.platform), voice.claimed_update(ticket, agent)))
         await _record(work, ticket, EntryKind.REPLY, actor.person, text, None)
         old = ticket.agent_answered(work.now)
@@ -387,7 +388,7 @@ class Desk:
                 raise Refusal(_private(actor, voice.unknown_agent(command.target.key)))
             if target.id == ticket.assignee_id:
                 raise Refusal(_private(actor, voice.already_with(ticket, target)))
-            ticket.assign(target.id, work.now)
+            await _assign(work, ticket, target, agent)
             detail = {"to_agent": target.display_name}
             owner, heading = ToAgent(_person_of(target)), voice.handed_to_you(ticket, agent, reason)
             update = voice.transferred_update(ticket, agent, target.display_name, reason)
@@ -402,7 +403,7 @@ class Desk:
                 raise Refusal(_private(actor, voice.already_in_queue(ticket)))
             detail = {"from_queue": ticket.queue, "to_queue": queue}
             ticket.queue = queue
-            ticket.assign(None, work.now)
+            await _assign(work, ticket, None, agent)
             owner = ToAgents(ticket.number, ticket.platform)
             heading = voice.handed_to_queue(ticket, agent, reason)
             customer_text = voice.now_with_team(customer, ticket, self.policy.queue_label(queue))
@@ -536,6 +537,13 @@ async def _agent_record(work: _Work, person: Person) -> Agent:
     return agent
 
 
+async def _assign(work: _Work, ticket: Ticket, owner: Agent | None, actor: Agent) -> None:
+    """Change the owner; a new ticket opening as a result goes on the timeline too."""
+    old = ticket.assign(owner.id if owner else None, work.now)
+    if old is not None:
+        await _log(work, ticket, "status", actor.display_name, old=old, new=ticket.status)
+
+
 async def _record(
     work: _Work,
     ticket: Ticket,
@@ -586,6 +594,11 @@ def _private(actor: Actor, text: str) -> Outgoing:
 
 def _person_of(agent: Agent) -> Person:
     return Person(agent.platform, agent.external_id, agent.display_name)
+
+
+def _without_thread(conversation: Conversation) -> Conversation:
+    """A request typed inside a ticket's thread starts its own conversation in that channel."""
+    return Conversation(conversation.platform, conversation.channel_id)
 
 
 def _direct(actor: Actor) -> Conversation:

@@ -168,11 +168,14 @@ class Ticket:
             return self.move_to(Status.OPEN, now)
         return None
 
-    def assign(self, agent_id: int | None, now: datetime) -> None:
+    def assign(self, agent_id: int | None, now: datetime) -> Status | None:
+        """Give the ticket to an agent (or nobody); a new ticket becomes open. Returns the old status
+        when it changed."""
         self.assignee_id = agent_id
         self.updated_at = now
         if agent_id is not None and self.status is Status.NEW:
-            self.move_to(Status.OPEN, now)
+            return self.move_to(Status.OPEN, now)
+        return None
 
 
 @dataclass

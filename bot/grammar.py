@@ -76,8 +76,7 @@ class ParseError(ValueError):
 
 def parse(text: str) -> Command:
     """Parse `/ticket ...` or `/request ...` into a command."""
-    head, rest = _split_first(text.strip())
-    name = head.lower().lstrip("/")
+    name, rest = _command_name(text)
     if name == "ticket":
         return _parse_ticket(rest)
     if name == "request":
@@ -91,8 +90,13 @@ def parse(text: str) -> Command:
 
 def is_ticket_command(text: str) -> bool:
     """Whether the text is a `/ticket` command (valid or not): those are for agents only."""
-    head, _ = _split_first(text.strip())
-    return head.lower() == "/ticket"
+    return _command_name(text)[0] == "ticket"
+
+
+def _command_name(text: str) -> tuple[str, str]:
+    """The command's name without its slashes, and the rest of the text."""
+    head, rest = _split_first(text.strip())
+    return head.lower().lstrip("/"), rest
 
 
 def help_text(topic: str | None = None) -> str:

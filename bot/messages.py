@@ -103,6 +103,12 @@ class TicketCard:
     returning: bool
     assignee_name: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("customer_name", "subject", "assignee_name"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, defuse_mentions(value))
+
 
 @dataclass(frozen=True, slots=True)
 class CustomerMessage:

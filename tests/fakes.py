@@ -1,0 +1,486 @@
+"""In-memory fakes of the storage ports, so the core can be tested without a database.
+
+`FakeStore` is the "database": committed rows, keyed by primary key, one dict per table. Each
+`FakeUnitOfWork` works on deep copies taken when it starts and writes its changes back only on `commit()`,
+so, as with the SQL unit of work, anything not committed (a refused command, an exception) is discarded,
+including changes made to domain objects the unit of work handed out.
+
+The repositories follow storage/repositories.py: ticket numbers 1, 2, 3..., agents found by user id and
+then by display name in any case, queues listed urgent first, uniqueness rules checked at commit and
+reported as `bot.ports.Conflict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from bot.clock import FakeClock
+from bot.commands import Actor, IncomingMessage
+from bot.desk import Desk
+from bot.domain import (
+    WORKABLE_STATUSES,
+    Agent,
+    Customer,
+    Entry,
+    EntryKind,
+    Identity,
+    Priority,
+    Role,
+    Status,
+    Ticket,
+    TimelineEvent,
+)
+from bot.messages import Conversation, InternalText, Outgoing, Person
+from bot.policy import Policy, load_policy
+from bot.ports import Conflict
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+"""A Monday morning: where the fake clock starts unless told otherwise."""
+
+TABLES = ("customers", "identities", "agents", "tickets", "entries", "timeline")
+_PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+Tables = dict[str, dict[int, Any]]
+
+
+class IntegrityViolation(AssertionError):
+    """The core wrote something a database would reject for a reason other than a race (a dangling key).
+
+    Deliberately not a `Conflict`, so the desk does not retry it away: a test sees it.
+    """
+
+
+@dataclass
+class FakeStore:
+    """The committed state of the fake database."""
+
+    customers: dict[int, Customer] = field(default_factory=dict)
+    identities: dict[int, Identity] = field(default_factory=dict)
+    agents: dict[int, Agent] = field(default_factory=dict)
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    entries: dict[int, Entry] = field(default_factory=dict)
+    timeline: dict[int, TimelineEvent] = field(default_factory=dict)
+    commits: int = 0
+    fail_next_commits: int = 0
+    """Make this many of the next commits raise Conflict, as if another process had won a race."""
+
+    def tables(self) -> Tables:
+        return {name: getattr(self, name) for name in TABLES}
+
+    def snapshot(self) -> Tables:
+        """A deep copy of every table, to compare before and after."""
+        return copy.deepcopy(self.tables())
+
+    def replace(self, tables: Tables) -> None:
+        for name in TABLES:
+            setattr(self, name, tables[name])
+
+    def uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+    # --- reading the committed state, for assertions -------------------------------------------
+
+    def ticket(self, number: int) -> Ticket:
+        return self.tickets[number]
+
+    def entries_for(self, number: int) -> list[Entry]:
+        return [e for _, e in sorted(self.entries.items()) if e.ticket_number == number]
+
+    def events_for(self, number: int, action: str | None = None) -> list[TimelineEvent]:
+        events = [e for _, e in sorted(self.timeline.items()) if e.ticket_number == number]
+        return [e for e in events if action is None or e.action == action]
+
+    def agent(self, display_name: str) -> Agent:
+        return next(a for a in self.agents.values() if a.display_name == display_name)
+
+    def customer(self, display_name: str) -> Customer:
+        return next(c for c in self.customers.values() if c.display_name == display_name)
+
+
+def _next_id(table: dict[int, Any]) -> int:
+    return max(table, default=0) + 1
+
+
+async def _pause() -> None:
+    """Give other tasks a turn, as a database round trip would, so races can be tested."""
+    await asyncio.sleep(0)
+
+
+class _Repository:
+    def __init__(self, uow: FakeUnitOfWork, table: str) -> None:
+        self._uow = uow
+        self._table = table
+
+    @property
+    def rows(self) -> dict[int, Any]:
+        return self._uow.work[self._table]
+
+
+class FakeCustomers(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "customers")
+
+    def _identity(self, platform: str, external_id: str) -> Identity | None:
+        identities = self._uow.work["identities"].values()
+        return next((i for i in identities if (i.platform, i.external_id) == (platform, external_id)), None)
+
+    async def by_identity(self, platform: str, external_id: str) -> Customer | None:
+        await _pause()
+        identity = self._identity(platform, external_id)
+        return self.rows.get(identity.customer_id) if identity else None
+
+    async def get(self, customer_id: int) -> Customer | None:
+        await _pause()
+        return self.rows.get(customer_id)
+
+    async def add(self, customer: Customer, identity: Identity) -> Customer:
+        await _pause()
+        customer.id = _next_id(self.rows)
+        self.rows[customer.id] = customer
+        identity.customer_id = customer.id
+        identities = self._uow.work["identities"]
+        stored = dataclasses.replace(identity, id=_next_id(identities))
+        identities[stored.id] = stored
+        return customer
+
+    async def identity(self, platform: str, external_id: str) -> Identity | None:
+        await _pause()
+        found = self._identity(platform, external_id)
+        return dataclasses.replace(found) if found else None
+
+
+class FakeAgents(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "agents")
+
+    async def by_identity(self, platform: str, external_id: str) -> Agent | None:
+        await _pause()
+        return next(
+            (
+                a
+                for _, a in sorted(self.rows.items())
+                if (a.platform, a.external_id) == (platform, external_id)
+            ),
+            None,
+        )
+
+    async def find(self, platform: str, key: str) -> Agent | None:
+        by_id = await self.by_identity(platform, key)
+        if by_id is not None:
+            return by_id
+        return next(
+            (
+                a
+                for _, a in sorted(self.rows.items())
+                if a.platform == platform and a.display_name.lower() == key.lower()
+            ),
+            None,
+        )
+
+    async def get(self, agent_id: int) -> Agent | None:
+        await _pause()
+        return self.rows.get(agent_id)
+
+    async def add(self, agent: Agent) -> Agent:
+        await _pause()
+        agent.id = _next_id(self.rows)
+        self.rows[agent.id] = agent
+        return agent
+
+
+def _by_priority(tickets: Iterable[Ticket]) -> list[Ticket]:
+    return sorted(tickets, key=lambda t: (_PRIORITY_ORDER.get(t.priority, 4), t.number))
+
+
+class FakeTickets(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "tickets")
+
+    def _newest_first(self) -> list[Ticket]:
+        return [t for _, t in sorted(self.rows.items(), reverse=True)]
+
+    async def get(self, number: int) -> Ticket | None:
+        await _pause()
+        return self.rows.get(number)
+
+    async def by_thread(self, platform: str, channel_id: str, thread_id: str) -> Ticket | None:
+        await _pause()
+        where = (platform, channel_id, thread_id)
+        return next(
+            (t for t in self._newest_first() if (t.platform, t.channel_id, t.thread_id) == where), None
+        )
+
+    async def latest_in(self, customer_id: int, platform: str, channel_id: str) -> Ticket | None:
+        await _pause()
+        return next(
+            (
+                t
+                for t in self._newest_first()
+                if (t.customer_id, t.platform, t.channel_id) == (customer_id, platform, channel_id)
+                and t.thread_id is None
+            ),
+            None,
+        )
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        await _pause()
+        ticket.number = _next_id(self.rows)
+        self.rows[ticket.number] = ticket
+        return ticket
+
+    async def unassigned(self, queue: str | None, limit: int) -> list[Ticket]:
+        await _pause()
+        found = [
+            t
+            for t in self.rows.values()
+            if t.assignee_id is None and t.status in WORKABLE_STATUSES and (not queue or t.queue == queue)
+        ]
+        return _by_priority(found)[:limit]
+
+    async def assigned_to(self, agent_id: int, limit: int) -> list[Ticket]:
+        await _pause()
+        found = [t for t in self.rows.values() if t.assignee_id == agent_id and t.status in WORKABLE_STATUSES]
+        return _by_priority(found)[:limit]
+
+    async def count_for_customer(self, customer_id: int) -> int:
+        await _pause()
+        return sum(1 for t in self.rows.values() if t.customer_id == customer_id)
+
+    async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]:
+        await _pause()
+        found = [
+            t
+            for t in self.rows.values()
+            if t.status is Status.RESOLVED and t.resolved_at is not None and t.resolved_at <= moment
+        ]
+        return sorted(found, key=lambda t: (t.resolved_at, t.number))[:limit]
+
+
+def _stored_body(kind: EntryKind, body: str | InternalText) -> str | InternalText:
+    """What reading an entry back gives, as with SQL: a note's body is internal, anything else a str."""
+    text = body.hidden if isinstance(body, InternalText) else body
+    return InternalText(text) if kind is EntryKind.NOTE else text
+
+
+class FakeEntries(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "entries")
+
+    async def add(self, entry: Entry) -> None:
+        await _pause()
+        number = _next_id(self.rows)
+        self.rows[number] = dataclasses.replace(entry, body=_stored_body(entry.kind, entry.body), id=number)
+
+    async def seen(self, platform: str, external_id: str) -> bool:
+        await _pause()
+        return any((e.platform, e.external_id) == (platform, external_id) for e in self.rows.values())
+
+    async def for_ticket(self, number: int) -> list[Entry]:
+        await _pause()
+        return [dataclasses.replace(e) for _, e in sorted(self.rows.items()) if e.ticket_number == number]
+
+
+class FakeTimeline(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "timeline")
+
+    async def add(self, event: TimelineEvent) -> None:
+        await _pause()
+        number = _next_id(self.rows)
+        self.rows[number] = dataclasses.replace(event, detail=dict(event.detail), id=number)
+
+    async def for_ticket(self, number: int) -> list[TimelineEvent]:
+        await _pause()
+        return [
+            dataclasses.replace(e, detail=dict(e.detail))
+            for _, e in sorted(self.rows.items())
+            if e.ticket_number == number
+        ]
+
+
+class FakeUnitOfWork:
+    """A unit of work over a FakeStore: private copies in, changes written back only on commit."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.committed = False
+        self.rolled_back = False
+
+    async def __aenter__(self) -> Self:
+        self.committed = False
+        self.rolled_back = False
+        self._begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    def _begin(self) -> None:
+        """Start a transaction: what it reads is the store as it is now; its changes stay private."""
+        self.base: Tables = self.store.snapshot()
+        self.work: Tables = copy.deepcopy(self.base)
+        self.customers = FakeCustomers(self)
+        self.agents = FakeAgents(self)
+        self.tickets = FakeTickets(self)
+        self.entries = FakeEntries(self)
+        self.timeline = FakeTimeline(self)
+
+    async def commit(self) -> None:
+        await _pause()
+        if self.store.fail_next_commits:
+            self.store.fail_next_commits -= 1
+            self._begin()
+            raise Conflict("injected conflict")
+        try:
+            merged = _merge(self.store.snapshot(), self.base, self.work)
+            _check(merged)
+        except Conflict:
+            self._begin()
+            raise
+        self.store.replace(merged)
+        self.store.commits += 1
+        self.committed = True
+        # Later changes in this unit of work are measured from what was just committed.
+        self.base = copy.deepcopy(self.work)
+
+    async def rollback(self) -> None:
+        """Forget every uncommitted change; later reads see the store again."""
+        self.rolled_back = True
+        self._begin()
+
+
+def _merge(current: Tables, base: Tables, work: Tables) -> Tables:
+    """Apply one unit of work's inserts and changed fields to the current committed state."""
+    for name in TABLES:
+        target = current[name]
+        for key, obj in work[name].items():
+            before = base[name].get(key)
+            if before is None:
+                if key in target:
+                    raise Conflict(f"{name}: key {key} was taken by another transaction")
+                target[key] = copy.deepcopy(obj)
+                continue
+            if key not in target:
+                raise IntegrityViolation(f"{name}: row {key} vanished")
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name)
+                if value != getattr(before, f.name):
+                    setattr(target[key], f.name, copy.deepcopy(value))
+    return current
+
+
+def _unique(rows: Iterable[Any], table: str, *names: str, skip_nulls: bool = False) -> None:
+    seen: set[tuple[Any, ...]] = set()
+    for row in rows:
+        key = tuple(getattr(row, n) for n in names)
+        if skip_nulls and None in key:
+            continue
+        if key in seen:
+            raise Conflict(f"UNIQUE constraint failed: {table}.{', '.join(names)} {key}")
+        seen.add(key)
+
+
+def _check(tables: Tables) -> None:
+    """The database's rules: uniqueness (a Conflict), keys that point somewhere, aware datetimes."""
+    _unique(tables["identities"].values(), "identities", "platform", "external_id")
+    _unique(tables["agents"].values(), "agents", "platform", "external_id")
+    _unique(tables["entries"].values(), "entries", "platform", "external_id", skip_nulls=True)
+
+    def points(table: str, key: int | None, what: str) -> None:
+        if key is not None and key not in tables[table]:
+            raise IntegrityViolation(f"{what} refers to missing {table} row {key}")
+
+    for identity in tables["identities"].values():
+        points("customers", identity.customer_id, "identity")
+    for ticket in tables["tickets"].values():
+        points("customers", ticket.customer_id, f"ticket #{ticket.number}")
+        points("agents", ticket.assignee_id, f"ticket #{ticket.number}")
+        points("tickets", ticket.previous_number, f"ticket #{ticket.number}")
+    for entry in tables["entries"].values():
+        points("tickets", entry.ticket_number, "entry")
+    for event in tables["timeline"].values():
+        points("tickets", event.ticket_number, "timeline event")
+    for name in TABLES:
+        for row in tables[name].values():
+            for f in dataclasses.fields(row):
+                value = getattr(row, f.name)
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    raise ValueError(f"{name}.{f.name}: naive datetimes are not stored")
+
+
+# --- a desk over the fakes -----------------------------------------------------------------------
+
+
+def person(name: str, platform: str = "slack", user_id: str | None = None) -> Person:
+    """Someone on a platform; their user id defaults to U + their lower-cased first name."""
+    return Person(platform, user_id or "U" + name.split()[0].lower(), name)
+
+
+def customer(name: str, platform: str = "slack", user_id: str | None = None) -> Actor:
+    return Actor(person(name, platform, user_id), Role.CUSTOMER)
+
+
+def colleague(name: str, platform: str = "slack", user_id: str | None = None) -> Actor:
+    return Actor(person(name, platform, user_id), Role.COLLEAGUE)
+
+
+def agent(name: str, platform: str = "slack", user_id: str | None = None) -> Actor:
+    return Actor(person(name, platform, user_id), Role.AGENT)
+
+
+def dm(actor: Actor, thread_id: str | None = None) -> Conversation:
+    """The actor's own support conversation with the bot."""
+    return Conversation(actor.person.platform, f"D-{actor.person.user_id}", thread_id)
+
+
+@dataclass
+class Harness:
+    """A desk over a fake store, with a clock that moves only when told to."""
+
+    desk: Desk
+    store: FakeStore
+    clock: FakeClock
+    policy: Policy
+    _messages: int = 0
+
+    async def write(
+        self,
+        actor: Actor,
+        text: str,
+        conversation: Conversation | None = None,
+        message_id: str | None = None,
+    ) -> list[Outgoing]:
+        """The actor writes in their support conversation (a DM unless told); each message gets an id."""
+        if message_id is None:
+            self._messages += 1
+            message_id = f"m{self._messages}"
+        where = conversation or dm(actor)
+        return await self.desk.receive(IncomingMessage(actor, text, where, message_id))
+
+    async def run(self, actor: Actor, text: str, conversation: Conversation | None = None) -> list[Outgoing]:
+        """The actor types a command."""
+        return await self.desk.command(actor, text, conversation)
+
+
+def build_desk(
+    store: FakeStore | None = None,
+    clock: FakeClock | None = None,
+    policy: Policy | None = None,
+) -> Harness:
+    """A Desk over the fakes: a fresh store, the packaged default policy and a clock at START."""
+    store = store if store is not None else FakeStore()
+    clock = clock or FakeClock(START)
+    policy = policy or load_policy()
+    return Harness(Desk(store.uow, clock, policy), store, clock, policy)
