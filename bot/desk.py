@@ -7,7 +7,7 @@ the work was committed, and a refused command changes nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot import voice
@@ -111,6 +111,7 @@ class Desk:
 
     async def receive(self, message: IncomingMessage) -> list[Outgoing]:
         """A customer (or colleague) wrote in a support conversation."""
+        message = replace(message, actor=_clean_actor(message.actor))
         return await self._run(lambda work: self._intake(work, message))
 
     async def command(
@@ -129,6 +130,7 @@ class Desk:
         self, actor: Actor, command: Command, conversation: Conversation | None = None
     ) -> list[Outgoing]:
         """Run a parsed command for an actor, in the context of a conversation (its thread)."""
+        actor = _clean_actor(actor)
         return await self._run(lambda work: self._dispatch(work, actor, command, conversation))
 
     async def register_agents(self, people: Sequence[Person]) -> None:
@@ -136,7 +138,7 @@ class Desk:
 
         async def register(work: _Work) -> None:
             for person in people:
-                await _agent_record(work, person)
+                await _agent_record(work, _clean_person(person))
 
         await self._run(register)
 
@@ -577,6 +579,16 @@ def _require_workable(actor: Actor, ticket: Ticket) -> None:
         raise Refusal(_private(actor, voice.closed(ticket)))
     if ticket.status is Status.RESOLVED:
         raise Refusal(_private(actor, voice.reopen_first(ticket)))
+
+
+def _clean_person(person: Person) -> Person:
+    """Names and ids come from platforms; store them without control characters, as any text."""
+    name = clean(person.display_name).strip() or clean(person.user_id).strip() or "there"
+    return Person(person.platform, clean(person.user_id), name)
+
+
+def _clean_actor(actor: Actor) -> Actor:
+    return Actor(_clean_person(actor.person), actor.role)
 
 
 def _to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessage:

@@ -124,6 +124,7 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
                 display_name=identity.display_name,
             )
         )
+        await flush(self.session)
         return customer
 
     async def identity(self, platform: str, external_id: str) -> Identity | None:
@@ -152,11 +153,10 @@ class SqlAgents(_Tracked[Agent, AgentRow]):
         by_id = await self.by_identity(platform, key)
         if by_id is not None:
             return by_id
-        return await self._one(
-            select(AgentRow)
-            .where(AgentRow.platform == platform, func.lower(AgentRow.display_name) == key.lower())
-            .order_by(AgentRow.id)
-        )
+        # Agents are few; compare names in Python, since SQLite's lower() folds ASCII only.
+        wanted = key.casefold()
+        rows = await self._many(select(AgentRow).where(AgentRow.platform == platform).order_by(AgentRow.id))
+        return next((agent for agent in rows if agent.display_name.casefold() == wanted), None)
 
     async def get(self, agent_id: int) -> Agent | None:
         return await self._get(agent_id)
@@ -248,6 +248,7 @@ class SqlEntries:
         )
 
     async def seen(self, platform: str, external_id: str) -> bool:
+        await flush(self.session)
         statement = select(EntryRow.id).where(
             EntryRow.platform == platform, EntryRow.external_id == external_id
         )
