@@ -129,9 +129,11 @@ class Help:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """`/request <text>`: a colleague raises an internal request."""
+    """`/request <text>`, or a request form: a colleague raises an internal request."""
 
     text: str
+    category: str | None = None
+    priority: Priority | None = None
 
 
 Command = (

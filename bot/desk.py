@@ -35,7 +35,9 @@ from bot.commands import (
     Transfer,
 )
 from bot.domain import (
+    STATUS_WORDS,
     Agent,
+    Anchor,
     Customer,
     Entry,
     EntryKind,
@@ -52,10 +54,13 @@ from bot.messages import (
     Conversation,
     CustomerMessage,
     InternalText,
+    MessageRef,
     Outgoing,
+    Overview,
     Person,
     StaffKind,
     StaffMessage,
+    TicketLine,
     ToAgent,
     ToAgents,
     ToCustomer,
@@ -142,6 +147,101 @@ class Desk:
 
         await self._run(register)
 
+    async def note_from_staff_thread(
+        self, actor: Actor, thread: Conversation, text: str, message_id: str | None = None
+    ) -> list[Outgoing]:
+        """An agent wrote in a ticket's staff thread (its card's thread): that is an internal note.
+
+        Nothing is echoed, since the note already stands in the thread; others' words there are ignored.
+        """
+        actor = _clean_actor(actor)
+
+        async def note(work: _Work) -> None:
+            if not actor.is_agent or thread.thread_id is None or not clean(text).strip():
+                return
+            anchor = await work.uow.anchors.by_message(thread.platform, thread.channel_id, thread.thread_id)
+            if anchor is None:
+                return
+            if message_id and await work.uow.entries.seen(thread.platform, message_id):
+                return
+            ticket = await work.uow.tickets.get(anchor.ticket_number)
+            assert ticket is not None
+            await _agent_record(work, actor.person)
+            body = InternalText(clean(text))
+            await _record(work, ticket, EntryKind.NOTE, actor.person, body, message_id)
+
+        return await self._run(note)
+
+    async def attach_card(self, ticket_number: int, platform: str, card: MessageRef) -> None:
+        """Remember the card an adapter posted for a ticket, so its thread becomes the staff thread."""
+
+        async def attach(work: _Work) -> None:
+            if await work.uow.anchors.for_ticket(ticket_number, platform) is None:
+                await work.uow.anchors.add(Anchor(ticket_number, platform, card.channel_id, card.message_id))
+
+        await self._run(attach)
+
+    async def message_edited(self, platform: str, message_id: str, text: str) -> list[Outgoing]:
+        """A customer edited a message: the record shows the new text; the original stays on the timeline."""
+
+        async def edit(work: _Work) -> None:
+            entry = await work.uow.entries.by_message(platform, message_id)
+            new = clean(text)
+            if entry is None or entry.kind is not EntryKind.CUSTOMER or entry.body == new or not new.strip():
+                return
+            assert entry.id is not None and isinstance(entry.body, str)
+            await work.uow.entries.set_body(entry.id, new)
+            ticket = await work.uow.tickets.get(entry.ticket_number)
+            assert ticket is not None
+            await _log(work, ticket, "edited", entry.author_name, entry=entry.id, original=entry.body)
+            work.say(
+                staff(
+                    ToAgents(ticket.number, ticket.platform),
+                    voice.edited_header(ticket, entry.author_name),
+                    new,
+                    kind=StaffKind.RELAY,
+                )
+            )
+
+        return await self._run(edit)
+
+    async def message_deleted(self, platform: str, message_id: str) -> list[Outgoing]:
+        """A customer deleted a message: the deletion is noted; the record keeps what was said."""
+
+        async def note_deletion(work: _Work) -> None:
+            entry = await work.uow.entries.by_message(platform, message_id)
+            if entry is None or entry.kind is not EntryKind.CUSTOMER:
+                return
+            ticket = await work.uow.tickets.get(entry.ticket_number)
+            assert ticket is not None and ticket.number is not None
+            events = await work.uow.timeline.for_ticket(ticket.number)
+            if any(e.action == "deleted" and e.detail.get("entry") == str(entry.id) for e in events):
+                return
+            await _log(work, ticket, "deleted", entry.author_name, entry=entry.id)
+            work.say(
+                staff(ToAgents(ticket.number, ticket.platform), voice.deleted_note(ticket, entry.author_name))
+            )
+
+        return await self._run(note_deletion)
+
+    async def overview(self, actor: Actor) -> Overview | None:
+        """An agent's tickets in progress and the unclaimed queue; None for anyone else."""
+        if not actor.is_agent:
+            return None
+        result: list[Overview] = []
+
+        async def gather(work: _Work) -> None:
+            agent = await _agent_record(work, _clean_person(actor.person))
+            assert agent.id is not None
+            mine = await work.uow.tickets.assigned_to(agent.id, LIST_LIMIT)
+            unclaimed = await work.uow.tickets.unassigned(None, LIST_LIMIT)
+            names = await self._customer_names(work, mine + unclaimed)
+            lines = [tuple(_line(t, names, work.now) for t in group) for group in (mine, unclaimed)]
+            result.append(Overview(*lines))
+
+        await self._run(gather)
+        return result[0]
+
     async def run_due_work(self) -> list[Outgoing]:
         """Time-driven work: resolved tickets close once they have been quiet long enough."""
         return await self._run(self._close_quiet_tickets)
@@ -154,6 +254,7 @@ class Desk:
                 work = _Work(uow, self._clock.now())
                 try:
                     await job(work)
+                    work.out = [await _in_staff_thread(work, message) for message in work.out]
                     await uow.commit()
                 except Refusal as refusal:
                     await uow.rollback()
@@ -172,7 +273,7 @@ class Desk:
         if isinstance(command, Request):
             where = _without_thread(conversation) if conversation else _direct(actor)
             raised = IncomingMessage(actor, command.text, where)
-            await self._intake(work, raised, request=True)
+            await self._intake(work, raised, request=command)
             return
         if isinstance(command, Help):
             text = help_text(command.topic) if actor.is_agent else voice.customer_help()
@@ -212,7 +313,7 @@ class Desk:
 
     # --- intake -------------------------------------------------------------------------------
 
-    async def _intake(self, work: _Work, message: IncomingMessage, *, request: bool = False) -> None:
+    async def _intake(self, work: _Work, message: IncomingMessage, *, request: Request | None = None) -> None:
         """Record a customer's message on their ticket, opening one when there is none.
 
         A `/request` always opens a new internal ticket; a colleague's plain message opens an internal
@@ -225,7 +326,7 @@ class Desk:
             return
         if message.message_id and await work.uow.entries.seen(person.platform, message.message_id):
             return
-        internal = request or message.actor.role is Role.COLLEAGUE
+        internal = request is not None or message.actor.role is Role.COLLEAGUE
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
         current = None if request else await self._current_ticket(work, customer, conversation)
@@ -234,7 +335,7 @@ class Desk:
             await self._say_to_customer(work, current, customer, voice.welcome(customer))
             return
         if current is None or current.is_closed:
-            await self._open_ticket(work, customer, message, text, kind, current)
+            await self._open_ticket(work, customer, message, text, kind, current, request)
             return
         await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
         old = current.customer_wrote(work.now)
@@ -274,22 +375,27 @@ class Desk:
         text: str,
         kind: TicketKind,
         previous: Ticket | None,
+        request: Request | None = None,
     ) -> None:
         assert customer.id is not None
         person, conversation = message.actor.person, message.conversation
         earlier = await work.uow.tickets.count_for_customer(customer.id)
         follows = previous.number if previous and previous.is_closed else None
+        subject = voice.subject(text, self.policy.intake.subject_length)
+        if request and request.category:
+            subject = voice.subject(f"{request.category}: {subject}", self.policy.intake.subject_length)
         ticket = await work.uow.tickets.add(
             Ticket(
                 kind=kind,
                 queue=self.policy.default_queue_for(kind),
-                priority=self.policy.default_priority_for(kind),
-                subject=voice.subject(text, self.policy.intake.subject_length),
+                priority=(request and request.priority) or self.policy.default_priority_for(kind),
+                subject=subject,
                 customer_id=customer.id,
                 customer_user_id=person.user_id,
                 platform=conversation.platform,
                 channel_id=conversation.channel_id,
                 thread_id=conversation.thread_id,
+                workspace_id=conversation.workspace_id,
                 created_at=work.now,
                 updated_at=work.now,
                 last_customer_message_at=work.now,
@@ -593,7 +699,7 @@ def _clean_actor(actor: Actor) -> Actor:
 
 def _to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessage:
     person = Person(ticket.platform, ticket.customer_user_id, customer.display_name)
-    where = Conversation(ticket.platform, ticket.channel_id, ticket.thread_id)
+    where = Conversation(ticket.platform, ticket.channel_id, ticket.thread_id, ticket.workspace_id)
     return CustomerMessage(ToCustomer(person, ticket.number, where), text)
 
 
@@ -610,7 +716,35 @@ def _person_of(agent: Agent) -> Person:
 
 def _without_thread(conversation: Conversation) -> Conversation:
     """A request typed inside a ticket's thread starts its own conversation in that channel."""
-    return Conversation(conversation.platform, conversation.channel_id)
+    return replace(conversation, thread_id=None)
+
+
+async def _in_staff_thread(work: _Work, message: Outgoing) -> Outgoing:
+    """Address a ticket's staff messages to its card's thread on that platform, where there is one."""
+    audience = message.audience
+    if not isinstance(audience, ToAgents) or audience.ticket_number is None or audience.platform is None:
+        return message
+    if audience.staff_thread is not None:
+        return message
+    anchor = await work.uow.anchors.for_ticket(audience.ticket_number, audience.platform)
+    if anchor is None:
+        return message
+    assert isinstance(message, StaffMessage)
+    thread = MessageRef(anchor.channel_id, anchor.message_id)
+    return replace(message, audience=replace(audience, staff_thread=thread))
+
+
+def _line(ticket: Ticket, names: dict[int, str], now: datetime) -> TicketLine:
+    assert ticket.number is not None
+    return TicketLine(
+        number=ticket.number,
+        subject=ticket.subject,
+        customer_name=names.get(ticket.customer_id, "?"),
+        priority=str(ticket.priority),
+        status=STATUS_WORDS[ticket.status],
+        queue=ticket.queue,
+        age=voice.age(now - ticket.created_at),
+    )
 
 
 def _direct(actor: Actor) -> Conversation:

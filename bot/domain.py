@@ -121,6 +121,7 @@ class Ticket:
     thread_id: str | None = None
     assignee_id: int | None = None
     previous_number: int | None = None
+    workspace_id: str | None = None
     first_agent_reply_at: datetime | None = None
     last_customer_message_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -189,6 +190,17 @@ class Entry:
     created_at: datetime
     platform: str | None = None
     external_id: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class Anchor:
+    """A platform message tied to a ticket (its card in the agents' channel), found again by id."""
+
+    ticket_number: int
+    platform: str
+    channel_id: str
+    message_id: str
     id: int | None = None
 
 

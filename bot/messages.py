@@ -54,6 +54,15 @@ class Conversation:
     platform: str
     channel_id: str
     thread_id: str | None = None
+    workspace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message the bot posted on a platform, such as a ticket's card whose thread is for staff."""
+
+    channel_id: str
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +76,15 @@ class ToCustomer:
 
 @dataclass(frozen=True, slots=True)
 class ToAgents:
-    """The agents' channel; about a ticket when `ticket_number` is set (its staff thread)."""
+    """The agents' channel; about a ticket when `ticket_number` is set.
+
+    `staff_thread` is the ticket's card on that platform, when one was posted: its thread is where
+    everything about the ticket goes.
+    """
 
     ticket_number: int | None = None
     platform: str | None = None
+    staff_thread: MessageRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +171,28 @@ def staff(
 ) -> StaffMessage:
     """Shorthand for a staff message made of several parts."""
     return StaffMessage(audience, tuple(parts), kind, card)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLine:
+    """One ticket in a list, for views such as an agent's home tab."""
+
+    number: int
+    subject: str
+    customer_name: str
+    priority: str
+    status: str
+    queue: str
+    age: str
+
+    def __post_init__(self) -> None:
+        for name in ("subject", "customer_name"):
+            object.__setattr__(self, name, defuse_mentions(getattr(self, name)))
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What an agent has on their plate and what waits unclaimed (staff only)."""
+
+    mine: tuple[TicketLine, ...]
+    unclaimed: tuple[TicketLine, ...]

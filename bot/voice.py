@@ -216,6 +216,14 @@ def relay_header(ticket: Ticket, customer: Customer, reopened_from: Status | Non
     return f"{ticket.ref} · {customer.display_name}{note}: "
 
 
+def edited_header(ticket: Ticket, author: str) -> str:
+    return f"{ticket.ref} · {author} edited a message (the original is kept on the timeline): "
+
+
+def deleted_note(ticket: Ticket, author: str) -> str:
+    return f"{ticket.ref} · {author} deleted a message; what they wrote stays on the ticket's record."
+
+
 def note_header(ticket: Ticket, author: Person) -> str:
     return f"{ticket.ref} · internal note from {author.display_name}: "
 

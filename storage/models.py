@@ -101,6 +101,7 @@ class TicketRow(Base):
     channel_id: Mapped[str] = mapped_column(String(200))
     thread_id: Mapped[str | None] = mapped_column(String(200))
     previous_number: Mapped[int | None] = mapped_column(ForeignKey("tickets.number"))
+    workspace_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     first_agent_reply_at: Mapped[datetime | None]
@@ -136,3 +137,17 @@ class TimelineRow(Base):
     actor_name: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AnchorRow(Base):
+    __tablename__ = "anchors"
+    __table_args__ = (
+        UniqueConstraint("platform", "channel_id", "message_id", name="uq_anchors_platform_message"),
+        Index("ix_anchors_ticket", "ticket_number", "platform"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"))
+    platform: Mapped[str] = mapped_column(String(20))
+    channel_id: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(200))

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import (
     WORKABLE_STATUSES,
     Agent,
+    Anchor,
     Customer,
     Entry,
     EntryKind,
@@ -28,7 +29,16 @@ from bot.domain import (
 )
 from bot.messages import InternalText
 from bot.ports import Conflict
-from storage.models import AgentRow, Base, CustomerRow, EntryRow, IdentityRow, TicketRow, TimelineRow
+from storage.models import (
+    AgentRow,
+    AnchorRow,
+    Base,
+    CustomerRow,
+    EntryRow,
+    IdentityRow,
+    TicketRow,
+    TimelineRow,
+)
 
 D = TypeVar("D")
 R = TypeVar("R", bound=Base)
@@ -259,19 +269,71 @@ class SqlEntries:
         rows = await self.session.scalars(
             select(EntryRow).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
         )
-        return [
-            Entry(
-                ticket_number=row.ticket_number,
-                kind=row.kind,
-                author_name=row.author_name,
-                body=InternalText(row.body) if row.kind is EntryKind.NOTE else row.body,
-                created_at=row.created_at,
-                platform=row.platform,
-                external_id=row.external_id,
-                id=row.id,
+        return [_entry(row) for row in rows]
+
+    async def by_message(self, platform: str, external_id: str) -> Entry | None:
+        await flush(self.session)
+        row = await self.session.scalar(
+            select(EntryRow).where(EntryRow.platform == platform, EntryRow.external_id == external_id)
+        )
+        return _entry(row) if row else None
+
+    async def set_body(self, entry_id: int, body: str) -> None:
+        row = await self.session.get(EntryRow, entry_id)
+        assert row is not None, f"no entry {entry_id}"
+        row.body = body
+
+
+def _entry(row: EntryRow) -> Entry:
+    return Entry(
+        ticket_number=row.ticket_number,
+        kind=row.kind,
+        author_name=row.author_name,
+        body=InternalText(row.body) if row.kind is EntryKind.NOTE else row.body,
+        created_at=row.created_at,
+        platform=row.platform,
+        external_id=row.external_id,
+        id=row.id,
+    )
+
+
+class SqlAnchors:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, anchor: Anchor) -> None:
+        self.session.add(
+            AnchorRow(
+                ticket_number=anchor.ticket_number,
+                platform=anchor.platform,
+                channel_id=anchor.channel_id,
+                message_id=anchor.message_id,
             )
-            for row in rows
-        ]
+        )
+        await flush(self.session)
+
+    async def by_message(self, platform: str, channel_id: str, message_id: str) -> Anchor | None:
+        row = await self.session.scalar(
+            select(AnchorRow).where(
+                AnchorRow.platform == platform,
+                AnchorRow.channel_id == channel_id,
+                AnchorRow.message_id == message_id,
+            )
+        )
+        return _anchor(row) if row else None
+
+    async def for_ticket(self, number: int, platform: str) -> Anchor | None:
+        row = await self.session.scalar(
+            select(AnchorRow)
+            .where(AnchorRow.ticket_number == number, AnchorRow.platform == platform)
+            .order_by(AnchorRow.id)
+            .limit(1)
+        )
+        return _anchor(row) if row else None
+
+
+def _anchor(row: AnchorRow) -> Anchor:
+    return Anchor(row.ticket_number, row.platform, row.channel_id, row.message_id, row.id)
 
 
 class SqlTimeline:

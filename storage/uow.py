@@ -9,7 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.ports import Conflict
-from storage.repositories import SqlAgents, SqlCustomers, SqlEntries, SqlTickets, SqlTimeline
+from storage.repositories import (
+    SqlAgents,
+    SqlAnchors,
+    SqlCustomers,
+    SqlEntries,
+    SqlTickets,
+    SqlTimeline,
+)
 
 
 class SqlUnitOfWork:
@@ -23,6 +30,7 @@ class SqlUnitOfWork:
         self.tickets = SqlTickets(self.session)
         self.entries = SqlEntries(self.session)
         self.timeline = SqlTimeline(self.session)
+        self.anchors = SqlAnchors(self.session)
         return self
 
     async def __aexit__(

@@ -27,6 +27,7 @@ from bot.desk import Desk
 from bot.domain import (
     WORKABLE_STATUSES,
     Agent,
+    Anchor,
     Customer,
     Entry,
     EntryKind,
@@ -44,7 +45,7 @@ from bot.ports import Conflict
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """A Monday morning: where the fake clock starts unless told otherwise."""
 
-TABLES = ("customers", "identities", "agents", "tickets", "entries", "timeline")
+TABLES = ("customers", "identities", "agents", "tickets", "entries", "timeline", "anchors")
 _PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
 Tables = dict[str, dict[int, Any]]
@@ -67,6 +68,7 @@ class FakeStore:
     tickets: dict[int, Ticket] = field(default_factory=dict)
     entries: dict[int, Entry] = field(default_factory=dict)
     timeline: dict[int, TimelineEvent] = field(default_factory=dict)
+    anchors: dict[int, Anchor] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
     """Make this many of the next commits raise Conflict, as if another process had won a race."""
@@ -286,6 +288,39 @@ class FakeEntries(_Repository):
         await _pause()
         return [dataclasses.replace(e) for _, e in sorted(self.rows.items()) if e.ticket_number == number]
 
+    async def by_message(self, platform: str, external_id: str) -> Entry | None:
+        await _pause()
+        found = (e for e in self.rows.values() if (e.platform, e.external_id) == (platform, external_id))
+        entry = next(found, None)
+        return dataclasses.replace(entry) if entry else None
+
+    async def set_body(self, entry_id: int, body: str) -> None:
+        await _pause()
+        entry = self.rows[entry_id]
+        self.rows[entry_id] = dataclasses.replace(entry, body=_stored_body(entry.kind, body))
+
+
+class FakeAnchors(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "anchors")
+
+    async def add(self, anchor: Anchor) -> None:
+        await _pause()
+        number = _next_id(self.rows)
+        self.rows[number] = dataclasses.replace(anchor, id=number)
+
+    async def by_message(self, platform: str, channel_id: str, message_id: str) -> Anchor | None:
+        await _pause()
+        key = (platform, channel_id, message_id)
+        return next((a for a in self.rows.values() if (a.platform, a.channel_id, a.message_id) == key), None)
+
+    async def for_ticket(self, number: int, platform: str) -> Anchor | None:
+        await _pause()
+        mine = [
+            a for _, a in sorted(self.rows.items()) if (a.ticket_number, a.platform) == (number, platform)
+        ]
+        return mine[0] if mine else None
+
 
 class FakeTimeline(_Repository):
     def __init__(self, uow: FakeUnitOfWork) -> None:
@@ -336,6 +371,7 @@ class FakeUnitOfWork:
         self.tickets = FakeTickets(self)
         self.entries = FakeEntries(self)
         self.timeline = FakeTimeline(self)
+        self.anchors = FakeAnchors(self)
 
     async def commit(self) -> None:
         await _pause()
@@ -397,6 +433,7 @@ def _check(tables: Tables) -> None:
     _unique(tables["identities"].values(), "identities", "platform", "external_id")
     _unique(tables["agents"].values(), "agents", "platform", "external_id")
     _unique(tables["entries"].values(), "entries", "platform", "external_id", skip_nulls=True)
+    _unique(tables["anchors"].values(), "anchors", "platform", "channel_id", "message_id")
 
     def points(table: str, key: int | None, what: str) -> None:
         if key is not None and key not in tables[table]:
@@ -412,6 +449,8 @@ def _check(tables: Tables) -> None:
         points("tickets", entry.ticket_number, "entry")
     for event in tables["timeline"].values():
         points("tickets", event.ticket_number, "timeline event")
+    for anchor in tables["anchors"].values():
+        points("tickets", anchor.ticket_number, "anchor")
     for name in TABLES:
         for row in tables[name].values():
             for f in dataclasses.fields(row):
