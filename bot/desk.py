@@ -196,7 +196,7 @@ class Desk:
             await _log(work, ticket, "edited", entry.author_name, entry=entry.id, original=entry.body)
             work.say(
                 staff(
-                    ToAgents(ticket.number, ticket.platform),
+                    _agents_about(ticket),
                     voice.edited_header(ticket, entry.author_name),
                     new,
                     kind=StaffKind.RELAY,
@@ -218,9 +218,7 @@ class Desk:
             if any(e.action == "deleted" and e.detail.get("entry") == str(entry.id) for e in events):
                 return
             await _log(work, ticket, "deleted", entry.author_name, entry=entry.id)
-            work.say(
-                staff(ToAgents(ticket.number, ticket.platform), voice.deleted_note(ticket, entry.author_name))
-            )
+            work.say(staff(_agents_about(ticket), voice.deleted_note(ticket, entry.author_name)))
 
         return await self._run(note_deletion)
 
@@ -326,6 +324,14 @@ class Desk:
             return
         if message.message_id and await work.uow.entries.seen(person.platform, message.message_id):
             return
+        if message.actor.is_agent and conversation.thread_id and request is None:
+            # An agent writing in a ticket's customer thread answered in public: record it as a reply.
+            ticket = await work.uow.tickets.by_thread(
+                conversation.platform, conversation.channel_id, conversation.thread_id
+            )
+            if ticket is not None and not ticket.is_closed:
+                await self._answered(work, message.actor, ticket, text, message.message_id)
+                return
         internal = request is not None or message.actor.role is Role.COLLEAGUE
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
@@ -343,7 +349,7 @@ class Desk:
             await _log(work, current, "status", customer.display_name, old=old, new=current.status)
         work.say(
             staff(
-                ToAgents(current.number, current.platform),
+                _agents_about(current),
                 voice.relay_header(current, customer, old),
                 text,
                 kind=StaffKind.RELAY,
@@ -408,7 +414,7 @@ class Desk:
         await self._say_to_customer(work, ticket, customer, greeting)
         work.say(
             staff(
-                ToAgents(ticket.number, ticket.platform),
+                _agents_about(ticket),
                 voice.card_text(ticket, customer, earlier),
                 kind=StaffKind.CARD,
                 card=voice.card(ticket, customer, earlier),
@@ -438,7 +444,7 @@ class Desk:
         await _assign(work, ticket, agent, agent)
         customer = await self._customer_of(work, ticket)
         await self._say_to_customer(work, ticket, customer, voice.claimed(customer, ticket, agent))
-        work.say(staff(ToAgents(ticket.number, ticket.platform), voice.claimed_update(ticket, agent)))
+        work.say(staff(_agents_about(ticket), voice.claimed_update(ticket, agent)))
         await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
 
     async def _release(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
@@ -448,24 +454,31 @@ class Desk:
             raise Refusal(_private(actor, voice.cannot_release(ticket, holder)))
         await _assign(work, ticket, None, agent)
         await _log(work, ticket, "released", agent.display_name)
-        work.say(staff(ToAgents(ticket.number, ticket.platform), voice.released(ticket, agent)))
+        work.say(staff(_agents_about(ticket), voice.released(ticket, agent)))
 
     async def _reply(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, Reply)
-        agent = await _agent_record(work, actor.person)
         if ticket.is_closed:
             raise Refusal(_private(actor, voice.closed(ticket)))
         text = clean(command.text)
+        agent = await self._answered(work, actor, ticket, text, None)
+        customer = await self._customer_of(work, ticket)
+        work.say(_to_customer(ticket, customer, voice.agent_reply(agent, text)))
+
+    async def _answered(
+        self, work: _Work, actor: Actor, ticket: Ticket, text: str, message_id: str | None
+    ) -> Agent:
+        """Record an agent's public answer; whoever answers an unclaimed ticket first owns it."""
+        agent = await _agent_record(work, actor.person)
         if ticket.assignee_id is None:
             await _log(work, ticket, "claimed", agent.display_name, by_replying=True)
             await _assign(work, ticket, agent, agent)
-            work.say(staff(ToAgents(ticket.number, ticket.platform), voice.claimed_update(ticket, agent)))
-        await _record(work, ticket, EntryKind.REPLY, actor.person, text, None)
+            work.say(staff(_agents_about(ticket), voice.claimed_update(ticket, agent)))
+        await _record(work, ticket, EntryKind.REPLY, actor.person, text, message_id)
         old = ticket.agent_answered(work.now)
         if old is not None:
             await _log(work, ticket, "status", agent.display_name, old=old, new=ticket.status)
-        customer = await self._customer_of(work, ticket)
-        work.say(_to_customer(ticket, customer, voice.agent_reply(agent, text)))
+        return agent
 
     async def _note(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, Note)
@@ -474,7 +487,7 @@ class Desk:
         await _record(work, ticket, EntryKind.NOTE, actor.person, note, None)
         work.say(
             staff(
-                ToAgents(ticket.number, ticket.platform),
+                _agents_about(ticket),
                 voice.note_header(ticket, actor.person),
                 note,
                 kind=StaffKind.NOTE,
@@ -498,9 +511,10 @@ class Desk:
                 raise Refusal(_private(actor, voice.already_with(ticket, target)))
             await _assign(work, ticket, target, agent)
             detail = {"to_agent": target.display_name}
-            owner, heading = ToAgent(_person_of(target)), voice.handed_to_you(ticket, agent, reason)
+            owner = ToAgent(_person_of(target), ticket.workspace_id)
+            heading = voice.handed_to_you(ticket, agent, reason)
             update = voice.transferred_update(ticket, agent, target.display_name, reason)
-            work.say(staff(ToAgents(ticket.number, ticket.platform), update))
+            work.say(staff(_agents_about(ticket), update))
             customer_text = voice.now_with_agent(customer, ticket, target)
         else:
             queue = command.target.name
@@ -512,7 +526,7 @@ class Desk:
             detail = {"from_queue": ticket.queue, "to_queue": queue}
             ticket.queue = queue
             await _assign(work, ticket, None, agent)
-            owner = ToAgents(ticket.number, ticket.platform)
+            owner = _agents_about(ticket)
             heading = voice.handed_to_queue(ticket, agent, reason)
             customer_text = voice.now_with_team(customer, ticket, self.policy.queue_label(queue))
         from_agent = before.display_name if before else None
@@ -558,7 +572,7 @@ class Desk:
         parts: list[str | InternalText] = [voice.status_update(ticket, agent)]
         if reason:
             parts += [": ", InternalText(reason)]
-        work.say(staff(ToAgents(ticket.number, ticket.platform), *parts))
+        work.say(staff(_agents_about(ticket), *parts))
 
     async def _priority(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, SetPriority)
@@ -570,7 +584,7 @@ class Desk:
         ticket.priority = command.level
         ticket.updated_at = work.now
         await _log(work, ticket, "priority", agent.display_name, old=old, new=command.level)
-        work.say(staff(ToAgents(ticket.number, ticket.platform), voice.priority_update(ticket, agent)))
+        work.say(staff(_agents_about(ticket), voice.priority_update(ticket, agent)))
 
     async def _show(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
         customer = await self._customer_of(work, ticket)
@@ -685,6 +699,10 @@ def _require_workable(actor: Actor, ticket: Ticket) -> None:
         raise Refusal(_private(actor, voice.closed(ticket)))
     if ticket.status is Status.RESOLVED:
         raise Refusal(_private(actor, voice.reopen_first(ticket)))
+
+
+def _agents_about(ticket: Ticket) -> ToAgents:
+    return ToAgents(ticket.number, ticket.platform, workspace_id=ticket.workspace_id)
 
 
 def _clean_person(person: Person) -> Person:

@@ -85,13 +85,15 @@ class ToAgents:
     ticket_number: int | None = None
     platform: str | None = None
     staff_thread: MessageRef | None = None
+    workspace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ToAgent:
-    """One agent, privately."""
+    """One agent, privately (in the ticket's workspace, where a platform has several)."""
 
     person: Person
+    workspace_id: str | None = None
 
 
 class StaffKind(StrEnum):

@@ -60,6 +60,15 @@ class Intake(_Strict):
         return [normalise_phrase(p) for p in phrases if normalise_phrase(p)]
 
 
+class Requests(_Strict):
+    """Internal requests: the categories colleagues pick from in a request form."""
+
+    categories: list[str] = Field(
+        default_factory=lambda: ["Access and accounts", "Hardware", "Software", "Purchasing", "Other"],
+        min_length=1,
+    )
+
+
 class Lifecycle(_Strict):
     close_resolved_after: Duration = timedelta(days=7)
 
@@ -71,6 +80,7 @@ class Policy(_Strict):
     teams: list[Team] = Field(default_factory=list)
     priorities: Priorities = Priorities()
     intake: Intake = Intake()
+    requests: Requests = Requests()
     lifecycle: Lifecycle = Lifecycle()
 
     @model_validator(mode="after")

@@ -1,0 +1,417 @@
+"""Slack ⇄ core. Every listener acknowledges first, then hands the event to the desk and renders what it
+says. No ticket rule lives here: which thread is which ticket, who may do what and what to say are the
+core's; this module only knows Slack's wire formats and Web API.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.slack import blocks
+from adapters.slack.config import SlackSettings
+from bot.commands import Actor, Claim, IncomingMessage, Request, Resolve
+from bot.desk import Desk
+from bot.domain import Priority, Role
+from bot.messages import (
+    Conversation,
+    CustomerMessage,
+    MessageRef,
+    Outgoing,
+    Person,
+    StaffKind,
+    StaffMessage,
+    ToAgent,
+    ToAgents,
+)
+
+PLATFORM = "slack"
+log = logging.getLogger(__name__)
+
+BOT_SCOPES = [
+    "app_mentions:read",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "commands",
+    "groups:history",
+    "groups:read",
+    "im:history",
+    "im:read",
+    "im:write",
+    "users:read",
+]
+IGNORED_SUBTYPES = {
+    "bot_message",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "group_join",
+    "group_leave",
+    "thread_broadcast_deleted",
+}
+MEMBERS_TTL = 300.0
+Respond = Callable[..., Awaitable[Any]]
+
+
+def retry_handlers() -> list[Any]:
+    """429s wait out Retry-After; 5xx and dropped connections are retried with backoff."""
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+        AsyncServerErrorRetryHandler(max_retry_count=3),
+        AsyncConnectionErrorRetryHandler(max_retry_count=3),
+    ]
+
+
+class SlackAdapter:
+    """The desk in Slack: support channels and DMs for customers, an agents' channel for staff."""
+
+    def __init__(self, settings: SlackSettings, desk: Desk, engine: AsyncEngine | None = None) -> None:
+        assert settings.agent_channel is not None, "SlackSettings validates this"
+        self._settings = settings
+        self._agent_channel: str = settings.agent_channel
+        self._desk = desk
+        token = settings.bot_token.get_secret_value() if settings.bot_token else None
+        self.client = AsyncWebClient(token=token, base_url=settings.api_url, retry_handlers=retry_handlers())
+        secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
+        self.installations: AsyncSQLAlchemyInstallationStore | None = None
+        if settings.oauth:
+            assert engine is not None and settings.client_id and settings.client_secret
+            self.installations = AsyncSQLAlchemyInstallationStore(settings.client_id, engine=engine)
+            self._states = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+            oauth = AsyncOAuthSettings(
+                client_id=settings.client_id,
+                client_secret=settings.client_secret.get_secret_value(),
+                scopes=BOT_SCOPES,
+                installation_store=self.installations,
+                state_store=self._states,
+            )
+            self.app = AsyncApp(signing_secret=secret, oauth_settings=oauth, client=self.client)
+        else:
+            self.app = AsyncApp(
+                signing_secret=secret,
+                client=self.client,
+                request_verification_enabled=not settings.socket_mode,
+            )
+        self._names: dict[str, str] = {}
+        self._members: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._runner: web.AppRunner | None = None
+        self._socket: Any = None
+        self.port: int | None = None
+        self._register()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def web_app(self) -> web.Application:
+        """The HTTP endpoints: POST /slack/events (events, commands, interactivity), OAuth when
+        configured, and GET /healthz."""
+        server = AsyncSlackAppServer(port=self._settings.http_port, path="/slack/events", app=self.app)
+        server.web_app.add_routes([web.get("/healthz", _healthz)])
+        return server.web_app
+
+    async def start(self) -> None:
+        if self.installations is not None:
+            await self.installations.create_tables()
+            await self._states.create_tables()
+        if self._settings.agents and self._settings.bot_token:
+            await self._desk.register_agents(
+                [await self._person(self.client, u) for u in self._settings.agents]
+            )
+        if self._settings.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            assert self._settings.app_token is not None
+            self._socket = AsyncSocketModeHandler(self.app, self._settings.app_token.get_secret_value())
+            await self._socket.connect_async()
+            log.info("Slack: connected in Socket Mode")
+            return
+        self._runner = web.AppRunner(self.web_app())
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._settings.http_host, self._settings.http_port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("Slack: listening on %s:%s", self._settings.http_host, self.port)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- listeners ------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("message")(self._on_message)
+        app.event("app_home_opened")(self._on_home)
+        app.command("/ticket")(self._on_ticket_command)
+        app.command("/request")(self._on_request_command)
+        app.shortcut(blocks.REQUEST_SHORTCUT)(self._on_request_shortcut)
+        app.view(blocks.REQUEST_CALLBACK)(self._on_request_form)
+        app.action(blocks.CLAIM_ACTION)(self._on_button)
+        app.action(blocks.RESOLVE_ACTION)(self._on_button)
+
+    async def _on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        """Messages in support channels, DMs and the agents' channel (its threads hold notes)."""
+        subtype = event.get("subtype")
+        team = event.get("team") or context.get("team_id")
+        if subtype == "message_changed":
+            await self._on_edit(event, client)
+            return
+        if subtype == "message_deleted":
+            previous = event.get("previous_message") or {}
+            key = _message_key(event["channel"], previous.get("ts") or event.get("deleted_ts", ""))
+            await self.deliver(await self._desk.message_deleted(PLATFORM, key), client)
+            return
+        user = event.get("user")
+        if (
+            subtype in IGNORED_SUBTYPES
+            or event.get("bot_id")
+            or not user
+            or user == context.get("bot_user_id")
+        ):
+            return
+        channel, ts, text = event["channel"], event["ts"], event.get("text") or ""
+        text = text or _files_note(event)
+        actor = await self._actor(client, user)
+        key = _message_key(channel, ts)
+        if channel == self._agent_channel:
+            if event.get("thread_ts"):
+                thread = Conversation(PLATFORM, channel, event["thread_ts"], team)
+                await self.deliver(await self._desk.note_from_staff_thread(actor, thread, text, key), client)
+            return
+        if event.get("channel_type") == "im":
+            conversation = Conversation(PLATFORM, channel, None, team)
+        elif channel in self._settings.support_channels:
+            conversation = Conversation(PLATFORM, channel, event.get("thread_ts") or ts, team)
+        else:
+            return
+        message = IncomingMessage(actor, text, conversation, key)
+        await self.deliver(await self._desk.receive(message), client)
+
+    async def _on_edit(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        edited = event.get("message") or {}
+        if edited.get("bot_id") or edited.get("subtype") == "bot_message":
+            return
+        key = _message_key(event["channel"], edited.get("ts", ""))
+        said = await self._desk.message_edited(PLATFORM, key, edited.get("text") or "")
+        await self.deliver(said, client)
+
+    async def _on_ticket_command(
+        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond
+    ) -> None:
+        await ack()
+        actor = await self._actor(client, command["user_id"])
+        where = Conversation(PLATFORM, command["channel_id"], None, command.get("team_id"))
+        said = await self._desk.command(actor, f"/ticket {command.get('text', '')}", where)
+        await self.deliver(said, client, respond=respond, actor=actor)
+
+    async def _on_request_command(
+        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond
+    ) -> None:
+        await ack()
+        text = (command.get("text") or "").strip()
+        if not text:
+            await client.views_open(
+                trigger_id=command["trigger_id"],
+                view=blocks.request_modal(self._desk.policy.requests.categories),
+            )
+            return
+        await self._raise_request(client, command["user_id"], command.get("team_id"), Request(text), respond)
+
+    async def _on_request_shortcut(self, ack: Any, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await client.views_open(
+            trigger_id=shortcut["trigger_id"],
+            view=blocks.request_modal(self._desk.policy.requests.categories),
+        )
+
+    async def _on_request_form(
+        self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        values = view["state"]["values"]
+        description = (values["description"]["value"].get("value") or "").strip()
+        if not description:
+            await ack(response_action="errors", errors={"description": "Please tell us what you need."})
+            return
+        await ack()
+        category = (values["category"]["value"].get("selected_option") or {}).get("value")
+        urgency = (values["urgency"]["value"].get("selected_option") or {}).get("value") or "normal"
+        request = Request(description, category=category, priority=Priority(urgency))
+        team = (body.get("team") or {}).get("id")
+        await self._raise_request(client, body["user"]["id"], team, request, respond=None)
+
+    async def _raise_request(
+        self, client: AsyncWebClient, user: str, team: str | None, request: Request, respond: Respond | None
+    ) -> None:
+        """Requests are answered in the colleague's DM with the bot: internal matters stay private."""
+        actor = await self._actor(client, user)
+        opened = await client.conversations_open(users=user)
+        where = Conversation(PLATFORM, opened["channel"]["id"], None, team)
+        await self.deliver(
+            await self._desk.execute(actor, request, where), client, respond=respond, actor=actor
+        )
+
+    async def _on_button(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
+    ) -> None:
+        await ack()
+        actor = await self._actor(client, body["user"]["id"])
+        number = int(action["value"])
+        command = Claim(number) if action["action_id"] == blocks.CLAIM_ACTION else Resolve(number)
+        await self.deliver(await self._desk.execute(actor, command), client, respond=respond, actor=actor)
+
+    async def _on_home(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        actor = await self._actor(client, event["user"])
+        view = blocks.home_view(await self._desk.overview(actor))
+        await client.views_publish(user_id=event["user"], view=view)
+
+    # --- people ---------------------------------------------------------------------------------
+
+    async def _actor(self, client: AsyncWebClient, user: str) -> Actor:
+        person = await self._person(client, user)
+        role = Role.AGENT if await self._is_agent(client, user) else Role.CUSTOMER
+        return Actor(person, role)
+
+    async def _person(self, client: AsyncWebClient, user: str) -> Person:
+        if user not in self._names:
+            try:
+                profile = (await client.users_info(user=user))["user"]
+                details = profile.get("profile") or {}
+                name = details.get("display_name") or details.get("real_name") or profile.get("name")
+            except SlackApiError as error:
+                log.warning("Slack: users.info failed for %s: %s", user, error.response.get("error"))
+                name = None
+            self._names[user] = name or user
+        return Person(PLATFORM, user, self._names[user])
+
+    async def _is_agent(self, client: AsyncWebClient, user: str) -> bool:
+        """SLACK_AGENTS when set; otherwise whoever is a member of the agents' channel."""
+        if self._settings.agents:
+            return user in self._settings.agents
+        fetched_at, members = self._members
+        if time.monotonic() - fetched_at > MEMBERS_TTL:
+            members = frozenset()
+            async for page in await client.conversations_members(channel=self._agent_channel, limit=1000):
+                members |= frozenset(page.get("members", []))
+            self._members = (time.monotonic(), members)
+        return user in members
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        messages: list[Outgoing],
+        client: AsyncWebClient | None = None,
+        respond: Respond | None = None,
+        actor: Actor | None = None,
+    ) -> None:
+        """Post what the desk said. Answers meant only for the person who acted go back ephemerally."""
+        for message in messages:
+            try:
+                await self._post(
+                    message, client or await self._client_for(_workspace(message)), respond, actor
+                )
+            except SlackApiError as error:
+                log.error("Slack: could not deliver a message: %s", error.response.get("error"))
+
+    async def _post(
+        self, message: Outgoing, client: AsyncWebClient, respond: Respond | None, actor: Actor | None
+    ) -> None:
+        audience = message.audience
+        if respond is not None and actor is not None and _only_for(message, actor):
+            for piece in blocks.chunks(message.text):
+                await respond(text=piece, response_type="ephemeral", replace_original=False)
+            return
+        if isinstance(message, CustomerMessage):
+            where = message.audience.conversation
+            channel = where.channel_id if where else message.audience.person.user_id
+            await self._post_text(client, channel, message.text, where.thread_id if where else None)
+            return
+        assert isinstance(message, StaffMessage)
+        if isinstance(audience, ToAgent):
+            await self._post_text(client, audience.person.user_id, message.text, None)
+            return
+        assert isinstance(audience, ToAgents)
+        channel = self._agent_channel
+        if message.kind is StaffKind.CARD and message.card is not None:
+            posted = await client.chat_postMessage(
+                channel=channel, text=message.text, blocks=blocks.card_blocks(message.card, message.text)
+            )
+            await self._desk.attach_card(message.card.number, PLATFORM, MessageRef(channel, posted["ts"]))
+            return
+        thread = audience.staff_thread
+        if thread is not None:
+            await self._post_text(client, thread.channel_id, message.text, thread.message_id)
+        else:
+            await self._post_text(client, channel, message.text, None)
+
+    async def _post_text(self, client: AsyncWebClient, channel: str, text: str, thread: str | None) -> None:
+        for piece in blocks.chunks(text):
+            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+
+    async def _client_for(self, workspace: str | None) -> AsyncWebClient:
+        """The bot token of the message's workspace: the one token, or the installation's (OAuth)."""
+        if self.installations is None or workspace is None:
+            return self.client
+        bot = await self.installations.async_find_bot(enterprise_id=None, team_id=workspace)
+        if bot is None:
+            log.warning("Slack: no installation for workspace %s", workspace)
+            return self.client
+        return AsyncWebClient(
+            token=bot.bot_token, base_url=self._settings.api_url, retry_handlers=retry_handlers()
+        )
+
+
+def _only_for(message: Outgoing, actor: Actor) -> bool:
+    """A private answer to the person who acted: an agent's ToAgent, or a ticketless customer answer."""
+    audience = message.audience
+    if isinstance(audience, ToAgent):
+        return audience.person.user_id == actor.person.user_id
+    if isinstance(message, CustomerMessage):
+        return (
+            message.audience.ticket_number is None and message.audience.person.user_id == actor.person.user_id
+        )
+    return False
+
+
+def _workspace(message: Outgoing) -> str | None:
+    audience = message.audience
+    if isinstance(message, CustomerMessage):
+        return message.audience.conversation.workspace_id if message.audience.conversation else None
+    return getattr(audience, "workspace_id", None)
+
+
+def _message_key(channel: str, ts: str) -> str:
+    """A Slack message is identified by its channel and timestamp."""
+    return f"{channel}:{ts}"
+
+
+def _files_note(event: dict[str, Any]) -> str:
+    names = [f.get("name") or f.get("title") or "a file" for f in event.get("files") or []]
+    return f"(shared {', '.join(names)})" if names else ""
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"ok": True})

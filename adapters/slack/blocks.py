@@ -1,0 +1,165 @@
+"""Block Kit for the desk: ticket cards, the App Home, the request form; and text that fits Slack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain import Priority
+from bot.messages import Overview, TicketCard, TicketLine
+from bot.text import shorten
+
+TEXT_LIMIT = 3500
+"""Slack truncates text above 40,000 characters and a section at 3,000; we split well below both."""
+SECTION_LIMIT = 2900
+
+CLAIM_ACTION = "ticket_claim"
+RESOLVE_ACTION = "ticket_resolve"
+REQUEST_CALLBACK = "request_form"
+REQUEST_SHORTCUT = "raise_request"
+
+URGENCY_LABELS = {
+    Priority.LOW: "Whenever you can",
+    Priority.NORMAL: "Normal",
+    Priority.HIGH: "Soon: it's blocking my work",
+    Priority.URGENT: "Urgent: several people are affected",
+}
+
+
+def chunks(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split on line ends (or hard, for one very long line) so no piece exceeds `limit`."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not pieces:
+        pieces.append(current)
+    return pieces
+
+
+def card_blocks(card: TicketCard, text: str) -> list[dict[str, Any]]:
+    """A ticket's card: what it is, and buttons that carry the ticket number (they survive restarts)."""
+    value = str(card.number)
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": shorten_lines(text, SECTION_LIMIT)}},
+        {
+            "type": "actions",
+            "block_id": f"ticket-{card.number}",
+            "elements": [
+                _button("Claim", CLAIM_ACTION, value, style="primary"),
+                _button("Resolve", RESOLVE_ACTION, value),
+            ],
+        },
+    ]
+
+
+def home_view(overview: Overview | None) -> dict[str, Any]:
+    """The App Home: an agent's tickets and the unclaimed queue; for others, how to get help."""
+    if overview is None:
+        help_text = (
+            "Need help? Write in the support channel or send me a message here, and we'll open a "
+            "ticket for you. Colleagues can raise a request with `/request`."
+        )
+        return {"type": "home", "blocks": [_section(help_text)]}
+    blocks: list[dict[str, Any]] = [_header(f"Your tickets ({len(overview.mine)})")]
+    blocks += [_ticket_line(line, claim=False) for line in overview.mine] or [
+        _section("Nothing in progress.")
+    ]
+    blocks += [{"type": "divider"}, _header(f"Unclaimed ({len(overview.unclaimed)})")]
+    blocks += [_ticket_line(line, claim=True) for line in overview.unclaimed] or [
+        _section("No unclaimed tickets. Nice work.")
+    ]
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+def request_modal(categories: list[str]) -> dict[str, Any]:
+    """The form colleagues fill in to raise an internal request."""
+    return {
+        "type": "modal",
+        "callback_id": REQUEST_CALLBACK,
+        "title": {"type": "plain_text", "text": "Raise a request"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "category",
+                "label": {"type": "plain_text", "text": "What is it about?"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": [_option(name[:75], name[:75]) for name in categories[:100]],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "urgency",
+                "label": {"type": "plain_text", "text": "How urgent is it?"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "initial_option": _option(URGENCY_LABELS[Priority.NORMAL], Priority.NORMAL.value),
+                    "options": [_option(label, level.value) for level, label in URGENCY_LABELS.items()],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "description",
+                "label": {"type": "plain_text", "text": "What do you need?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": 3000,
+                },
+            },
+        ],
+    }
+
+
+def shorten_lines(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ticket_line(line: TicketLine, claim: bool) -> dict[str, Any]:
+    block = _section(
+        f"*#{line.number}* · {line.priority} · {line.status} · {line.queue} · {line.age} old\n"
+        f"{line.customer_name}: {shorten(line.subject, 150)}"
+    )
+    if claim:
+        block["accessory"] = _button("Claim", CLAIM_ACTION, str(line.number))
+    return block
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": shorten_lines(text, SECTION_LIMIT)}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": text}, "value": value}
