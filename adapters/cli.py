@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 
 from adapters.bootstrap import StartupError, build, migrate
 from adapters.console.desk import ConsoleDesk, stdin_lines
-from bot.clock import OffsetClock
+from adapters.router import Router
+from adapters.slack.config import SlackSettings
+from bot.clock import OffsetClock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.policy import PolicyError
 from bot.scheduling import DueWorkScheduler
@@ -30,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = load_settings()
+        settings: Settings = load_settings()
         if args.command == "db":
             where = asyncio.run(migrate(settings))
             print(f"Database {where} is up to date.")
@@ -44,8 +47,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run_adapters(settings: Settings) -> int:
-    """Start the configured adapters. Slack and Discord arrive in their own releases; today, the console."""
-    return await run_console(settings)
+    """Start every adapter whose credentials are configured, in one event loop; none: the console."""
+    slack = load_settings(SlackSettings)
+    if not slack.configured:
+        return await run_console(settings)
+    runtime = await build(settings, SystemClock())
+    from adapters.slack.adapter import SlackAdapter
+
+    router = Router([SlackAdapter(slack, runtime.desk, runtime.engine)])
+    scheduler = DueWorkScheduler(runtime.desk, router.deliver)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        for adapter in router.adapters.values():
+            await adapter.start()
+        scheduler.start()
+        print(f"Relaydesk is running: {', '.join(router.adapters)}. Stop with Ctrl-C.", flush=True)
+        await stop.wait()
+    finally:
+        scheduler.shutdown()
+        for adapter in router.adapters.values():
+            await adapter.stop()
+        await runtime.close()
+    return 0
 
 
 async def run_console(settings: Settings) -> int:

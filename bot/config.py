@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from bot.policy import describe_errors
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///relaydesk.db"
+S = TypeVar("S", bound=BaseSettings)
 
 
 class ConfigError(ValueError):
@@ -69,9 +70,9 @@ class Settings(BaseSettings):
         return level
 
 
-def load_settings() -> Settings:
-    """Read settings, turning validation errors into one readable ConfigError."""
+def load_settings(kind: type[S] = Settings) -> S:  # type: ignore[assignment]  # default is a Settings
+    """Read settings (ours, or an adapter's), turning validation errors into one readable ConfigError."""
     try:
-        return Settings()
+        return kind()
     except ValidationError as error:
         raise ConfigError(f"configuration:\n{describe_errors(error)}") from error

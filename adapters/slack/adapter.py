@@ -85,6 +85,8 @@ def retry_handlers() -> list[Any]:
 class SlackAdapter:
     """The desk in Slack: support channels and DMs for customers, an agents' channel for staff."""
 
+    platform = PLATFORM
+
     def __init__(self, settings: SlackSettings, desk: Desk, engine: AsyncEngine | None = None) -> None:
         assert settings.agent_channel is not None, "SlackSettings validates this"
         self._settings = settings
