@@ -274,7 +274,8 @@ class Desk:
             await self._intake(work, raised, request=command)
             return
         if isinstance(command, Help):
-            text = help_text(command.topic) if actor.is_agent else voice.customer_help()
+            in_thread = conversation is not None and conversation.thread_id is not None
+            text = help_text(command.topic, in_thread) if actor.is_agent else voice.customer_help()
             work.say(_private(actor, text))
             return
         if not actor.is_agent:

@@ -99,12 +99,18 @@ def _command_name(text: str) -> tuple[str, str]:
     return head.lower().lstrip("/"), rest
 
 
-def help_text(topic: str | None = None) -> str:
-    """The agents' help, for all verbs or one."""
+def help_text(topic: str | None = None, in_thread: bool = False) -> str:
+    """The agents' help, for all verbs or one. `in_thread`: the platform told us the ticket's thread,
+    so the #id may be left out; elsewhere (the console, Slack's slash commands) it must be given."""
     if topic and topic.lower() in VERBS:
         verb = VERBS[topic.lower()]
         return f"{verb.usage}: {verb.purpose}"
-    lines = ["Ticket commands (the #id may be left out inside a ticket's thread):"]
+    where = (
+        "here, inside a ticket's thread, the #id may be left out"
+        if in_thread
+        else "give the ticket's #id with each command, e.g. /ticket claim #12"
+    )
+    lines = [f"Ticket commands ({where}):"]
     lines += [f"  {verb.usage}: {verb.purpose}" for verb in VERBS.values()]
     lines.append(f"  {REQUEST_USAGE}: raise an internal request")
     return "\n".join(lines)

@@ -175,7 +175,7 @@ class SlackAdapter:
     async def _on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         """Messages in support channels, DMs and the agents' channel (its threads hold notes)."""
         subtype = event.get("subtype")
-        team = event.get("team") or context.get("team_id")
+        team = workspace_key(context)
         if subtype == "message_changed":
             await self._on_edit(event, client)
             return
@@ -219,16 +219,16 @@ class SlackAdapter:
         await self.deliver(said, client)
 
     async def _on_ticket_command(
-        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond
+        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
     ) -> None:
         await ack()
         actor = await self._actor(client, command["user_id"])
-        where = Conversation(PLATFORM, command["channel_id"], None, command.get("team_id"))
+        where = Conversation(PLATFORM, command["channel_id"], None, workspace_key(context))
         said = await self._desk.command(actor, f"/ticket {command.get('text', '')}", where)
         await self.deliver(said, client, respond=respond, actor=actor)
 
     async def _on_request_command(
-        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond
+        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
     ) -> None:
         await ack()
         text = (command.get("text") or "").strip()
@@ -238,7 +238,7 @@ class SlackAdapter:
                 view=blocks.request_modal(self._desk.policy.requests.categories),
             )
             return
-        await self._raise_request(client, command["user_id"], command.get("team_id"), Request(text), respond)
+        await self._raise_request(client, command["user_id"], workspace_key(context), Request(text), respond)
 
     async def _on_request_shortcut(self, ack: Any, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -248,7 +248,7 @@ class SlackAdapter:
         )
 
     async def _on_request_form(
-        self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+        self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: Any
     ) -> None:
         values = view["state"]["values"]
         description = (values["description"]["value"].get("value") or "").strip()
@@ -259,8 +259,7 @@ class SlackAdapter:
         category = (values["category"]["value"].get("selected_option") or {}).get("value")
         urgency = (values["urgency"]["value"].get("selected_option") or {}).get("value") or "normal"
         request = Request(description, category=category, priority=Priority(urgency))
-        team = (body.get("team") or {}).get("id")
-        await self._raise_request(client, body["user"]["id"], team, request, respond=None)
+        await self._raise_request(client, body["user"]["id"], workspace_key(context), request, respond=None)
 
     async def _raise_request(
         self, client: AsyncWebClient, user: str, team: str | None, request: Request, respond: Respond | None
@@ -377,13 +376,27 @@ class SlackAdapter:
         """The bot token of the message's workspace: the one token, or the installation's (OAuth)."""
         if self.installations is None or workspace is None:
             return self.client
-        bot = await self.installations.async_find_bot(enterprise_id=None, team_id=workspace)
+        enterprise, _, team = workspace.rpartition("/")
+        bot = await self.installations.async_find_bot(
+            enterprise_id=enterprise or None, team_id=team or None, is_enterprise_install=not team
+        )
         if bot is None:
             log.warning("Slack: no installation for workspace %s", workspace)
             return self.client
         return AsyncWebClient(
             token=bot.bot_token, base_url=self._settings.api_url, retry_handlers=retry_handlers()
         )
+
+
+def workspace_key(context: Any) -> str | None:
+    """Where a request came from, as the core stores it: `team`, or `enterprise/team` on Enterprise
+    Grid (`enterprise/` for an org-wide install), so scheduled work can find the installation's token."""
+    enterprise, team = context.get("enterprise_id"), context.get("team_id")
+    if context.get("is_enterprise_install"):
+        team = None
+    if enterprise:
+        return f"{enterprise}/{team or ''}"
+    return team
 
 
 def _only_for(message: Outgoing, actor: Actor) -> bool:
