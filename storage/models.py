@@ -108,6 +108,10 @@ class TicketRow(Base):
     last_customer_message_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    """Optimistic lock: an update that raced another loses and the desk runs again on fresh state."""
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own mapping hook
 
 
 class EntryRow(Base):

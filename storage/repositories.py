@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import (
     WORKABLE_STATUSES,
@@ -51,11 +52,23 @@ _PRIORITY_ORDER = case(
 
 
 async def flush(session: AsyncSession) -> None:
-    """Flush, reporting a broken uniqueness rule as the core's Conflict."""
+    """Flush, reporting a lost race (a uniqueness rule, a stale version) as the core's Conflict."""
     try:
         await session.flush()
     except IntegrityError as error:
+        if not is_unique_violation(error):
+            raise
         raise Conflict(str(error.orig)) from error
+    except StaleDataError as error:
+        raise Conflict(str(error)) from error
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    """Races break uniqueness rules; other integrity errors (a missing key) are bugs, not retried."""
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if sqlstate is not None:
+        return sqlstate == "23505"
+    return "UNIQUE" in str(error.orig).upper()
 
 
 class _Tracked(Generic[D, R]):

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.ports import Conflict
 from storage.repositories import (
@@ -16,6 +17,7 @@ from storage.repositories import (
     SqlEntries,
     SqlTickets,
     SqlTimeline,
+    is_unique_violation,
 )
 
 
@@ -49,7 +51,12 @@ class SqlUnitOfWork:
             await self.session.commit()
         except IntegrityError as error:
             await self.session.rollback()
+            if not is_unique_violation(error):
+                raise
             raise Conflict(str(error.orig)) from error
+        except StaleDataError as error:
+            await self.session.rollback()
+            raise Conflict(str(error)) from error
 
     async def rollback(self) -> None:
         await self.session.rollback()

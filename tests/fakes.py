@@ -410,6 +410,9 @@ def _merge(current: Tables, base: Tables, work: Tables) -> Tables:
                 continue
             if key not in target:
                 raise IntegrityViolation(f"{name}: row {key} vanished")
+            if name == "tickets" and obj != before and target[key] != before:
+                # The SQL tickets table carries a version: a change raced by another commit loses.
+                raise Conflict(f"tickets: #{key} was changed by another transaction")
             for f in dataclasses.fields(obj):
                 value = getattr(obj, f.name)
                 if value != getattr(before, f.name):

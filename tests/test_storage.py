@@ -1065,3 +1065,45 @@ async def test_display_name_with_nul_does_not_break_intake(
         customer = await uow.customers.by_identity("slack", "U-nul")
         assert customer is not None
         assert customer.display_name.replace("\x00", "") == "NulName"
+
+
+# --- races between units of work ----------------------------------------------------------------------
+
+
+async def test_two_agents_claiming_at_once_one_wins_and_the_other_is_told(uow_factory: UowFactory) -> None:
+    """Both read the ticket unclaimed; the version check makes the second writer run again and see it."""
+    desk, _ = make_desk(uow_factory)
+    await desk.receive(IncomingMessage(CLEO, "My card was charged twice", DM, "m-1"))
+    outs = await asyncio.gather(desk.command(ANA, "/ticket claim #1"), desk.command(BEN, "/ticket claim #1"))
+    told = [m.text for out in outs for m in out if isinstance(m, CustomerMessage)]
+    assert len(told) == 1, told
+    refused = [
+        m.text for out in outs for m in out if isinstance(m, StaffMessage) and "already with" in m.text
+    ]
+    assert len(refused) == 1
+    async with uow_factory() as uow:
+        ticket = await uow.tickets.get(1)
+        assert ticket is not None and ticket.assignee_id is not None
+        claims = [e for e in await uow.timeline.for_ticket(1) if e.action == "claimed"]
+        assert len(claims) == 1
+
+
+async def test_a_closed_ticket_is_never_reopened_by_a_message_racing_the_close(
+    uow_factory: UowFactory,
+) -> None:
+    desk, clock = make_desk(uow_factory)
+    await desk.receive(IncomingMessage(CLEO, "Printer jammed", DM, "m-1"))
+    await desk.command(ANA, "/ticket claim #1")
+    await desk.command(ANA, "/ticket resolve #1")
+    clock.advance(timedelta(days=8))
+    await asyncio.gather(
+        desk.run_due_work(), desk.receive(IncomingMessage(CLEO, "It jammed again", DM, "m-2"))
+    )
+    async with uow_factory() as uow:
+        first = await uow.tickets.get(1)
+        assert first is not None
+        assert first.status in (Status.CLOSED, Status.OPEN)
+        assert not (first.status is Status.OPEN and first.closed_at is not None)
+        if first.status is Status.CLOSED:
+            second = await uow.tickets.get(2)
+            assert second is not None and second.previous_number == 1

@@ -1,4 +1,4 @@
-"""slack workspaces and staff-thread anchors
+"""workspaces on tickets, staff-thread anchors, ticket versions
 
 Revision ID: 0002
 Revises: 0001
@@ -36,10 +36,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("workspace_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_column("version")
         batch_op.drop_column("workspace_id")
 
     with op.batch_alter_table("anchors", schema=None) as batch_op:
