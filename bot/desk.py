@@ -325,21 +325,26 @@ class Desk:
             return
         if message.message_id and await work.uow.entries.seen(person.platform, message.message_id):
             return
-        if message.actor.is_agent and conversation.thread_id and request is None:
+        if message.actor.is_agent and request is None:
             # An agent writing in a ticket's customer thread answered in public: record it as a reply.
-            ticket = await work.uow.tickets.by_thread(
-                conversation.platform, conversation.channel_id, conversation.thread_id
-            )
+            # Anywhere else an agent's words are their own (announcements, chat), not a new ticket.
+            ticket = None
+            if conversation.thread_id:
+                ticket = await work.uow.tickets.by_thread(
+                    conversation.platform, conversation.channel_id, conversation.thread_id
+                )
             if ticket is not None and not ticket.is_closed:
                 await self._answered(work, message.actor, ticket, text, message.message_id)
-                return
+            return
         internal = request is not None or message.actor.role is Role.COLLEAGUE
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
-        current = None if request else await self._current_ticket(work, customer, conversation)
-        if current and self._is_thanks_after_resolution(work, current, text):
+        current = None if request else await self._current_ticket(work, customer, conversation, kind)
+        if current and self._is_courtesy_after_resolution(work, current, text):
             await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
-            await self._say_to_customer(work, current, customer, voice.welcome(customer))
+            if self.policy.is_thanks(text) and not await _thanked_since_resolution(work, current):
+                await _log(work, current, "thanked", customer.display_name)
+                await self._say_to_customer(work, current, customer, voice.welcome(customer))
             return
         if current is None or current.is_closed:
             await self._open_ticket(work, customer, message, text, kind, current, request)
@@ -358,17 +363,20 @@ class Desk:
         )
 
     async def _current_ticket(
-        self, work: _Work, customer: Customer, conversation: Conversation
+        self, work: _Work, customer: Customer, conversation: Conversation, kind: TicketKind
     ) -> Ticket | None:
-        """The ticket a message belongs to: its thread's, or else the customer's latest here."""
+        """The ticket a message belongs to: its thread's, or else the customer's latest of its kind here
+        (so a colleague's /request does not swallow their customer conversation, or the reverse)."""
         if conversation.thread_id:
             return await work.uow.tickets.by_thread(
                 conversation.platform, conversation.channel_id, conversation.thread_id
             )
         assert customer.id is not None
-        return await work.uow.tickets.latest_in(customer.id, conversation.platform, conversation.channel_id)
+        return await work.uow.tickets.latest_in(
+            customer.id, conversation.platform, conversation.channel_id, kind
+        )
 
-    def _is_thanks_after_resolution(self, work: _Work, ticket: Ticket, text: str) -> bool:
+    def _is_courtesy_after_resolution(self, work: _Work, ticket: Ticket, text: str) -> bool:
         if ticket.status not in (Status.RESOLVED, Status.CLOSED) or ticket.resolved_at is None:
             return False
         recent = work.now - ticket.resolved_at <= self.policy.intake.courtesy_window
@@ -387,7 +395,8 @@ class Desk:
         assert customer.id is not None
         person, conversation = message.actor.person, message.conversation
         earlier = await work.uow.tickets.count_for_customer(customer.id)
-        follows = previous.number if previous and previous.is_closed else None
+        same_customer = previous is not None and previous.customer_id == customer.id
+        follows = previous.number if previous and previous.is_closed and same_customer else None
         subject = voice.subject(text, self.policy.intake.subject_length)
         if request and request.category:
             subject = voice.subject(f"{request.category}: {subject}", self.policy.intake.subject_length)
@@ -646,7 +655,7 @@ class Desk:
         assert ticket.number is not None
         entries = await work.uow.entries.for_ticket(ticket.number)
         assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
-        earlier = await work.uow.tickets.count_for_customer(customer.id or 0) - 1
+        earlier = await work.uow.tickets.count_for_customer(customer.id or 0, before=ticket.number)
         parts = voice.summary(ticket, customer, assignee, entries, earlier, heading)
         work.say(StaffMessage(audience, tuple(parts), StaffKind.INFO))
 
@@ -693,6 +702,13 @@ async def _log(work: _Work, ticket: Ticket, action: str, actor_name: str, **deta
     assert ticket.number is not None
     clean_detail = {k: str(v) if v is not None else None for k, v in detail.items()}
     await work.uow.timeline.add(TimelineEvent(ticket.number, action, actor_name, work.now, clean_detail))
+
+
+async def _thanked_since_resolution(work: _Work, ticket: Ticket) -> bool:
+    """Thanks are answered once per resolution, however many times they come."""
+    assert ticket.number is not None
+    events = await work.uow.timeline.for_ticket(ticket.number)
+    return any(e.action == "thanked" and ticket.resolved_at and e.at >= ticket.resolved_at for e in events)
 
 
 def _require_workable(actor: Actor, ticket: Ticket) -> None:

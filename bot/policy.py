@@ -50,11 +50,12 @@ class Priorities(_Strict):
 
 
 class Intake(_Strict):
+    thanks_phrases: list[str] = Field(default_factory=list)
     courtesy_phrases: list[str] = Field(default_factory=list)
     courtesy_window: Duration = timedelta(days=3)
     subject_length: int = Field(default=80, ge=20, le=200)
 
-    @field_validator("courtesy_phrases")
+    @field_validator("thanks_phrases", "courtesy_phrases")
     @classmethod
     def _normalise(cls, phrases: list[str]) -> list[str]:
         return [normalise_phrase(p) for p in phrases if normalise_phrase(p)]
@@ -122,7 +123,12 @@ class Policy(_Strict):
         return self.priorities.external_default
 
     def is_courtesy(self, text: str) -> bool:
-        return normalise_phrase(text) in self.intake.courtesy_phrases
+        """Thanks, greetings and acknowledgements: nothing that needs a ticket of its own."""
+        phrase = normalise_phrase(text)
+        return phrase in self.intake.courtesy_phrases or phrase in self.intake.thanks_phrases
+
+    def is_thanks(self, text: str) -> bool:
+        return normalise_phrase(text) in self.intake.thanks_phrases
 
 
 class PolicyError(ValueError):

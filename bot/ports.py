@@ -10,7 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from bot.domain import Agent, Anchor, Customer, Entry, Identity, Ticket, TimelineEvent
+from bot.domain import Agent, Anchor, Customer, Entry, Identity, Ticket, TicketKind, TimelineEvent
 
 
 class Conflict(Exception):
@@ -40,8 +40,10 @@ class AgentRepository(Protocol):
 class TicketRepository(Protocol):
     async def get(self, number: int) -> Ticket | None: ...
     async def by_thread(self, platform: str, channel_id: str, thread_id: str) -> Ticket | None: ...
-    async def latest_in(self, customer_id: int, platform: str, channel_id: str) -> Ticket | None:
-        """The customer's most recent ticket in a conversation without threads."""
+    async def latest_in(
+        self, customer_id: int, platform: str, channel_id: str, kind: TicketKind
+    ) -> Ticket | None:
+        """The customer's most recent ticket of this kind in a conversation without threads."""
         ...
 
     async def add(self, ticket: Ticket) -> Ticket:
@@ -50,7 +52,10 @@ class TicketRepository(Protocol):
 
     async def unassigned(self, queue: str | None, limit: int) -> list[Ticket]: ...
     async def assigned_to(self, agent_id: int, limit: int) -> list[Ticket]: ...
-    async def count_for_customer(self, customer_id: int) -> int: ...
+    async def count_for_customer(self, customer_id: int, before: int | None = None) -> int:
+        """How many tickets the customer has (numbered below `before`, when given)."""
+        ...
+
     async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]: ...
 
 

@@ -26,6 +26,7 @@ from bot.domain import (
     Priority,
     Status,
     Ticket,
+    TicketKind,
     TimelineEvent,
 )
 from bot.messages import InternalText
@@ -207,7 +208,9 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
             .order_by(TicketRow.number.desc())
         )
 
-    async def latest_in(self, customer_id: int, platform: str, channel_id: str) -> Ticket | None:
+    async def latest_in(
+        self, customer_id: int, platform: str, channel_id: str, kind: TicketKind
+    ) -> Ticket | None:
         return await self._one(
             select(TicketRow)
             .where(
@@ -215,6 +218,7 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
                 TicketRow.platform == platform,
                 TicketRow.channel_id == channel_id,
                 TicketRow.thread_id.is_(None),
+                TicketRow.kind == kind,
             )
             .order_by(TicketRow.number.desc())
         )
@@ -238,8 +242,10 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
             .limit(limit)
         )
 
-    async def count_for_customer(self, customer_id: int) -> int:
+    async def count_for_customer(self, customer_id: int, before: int | None = None) -> int:
         statement = select(func.count()).select_from(TicketRow).where(TicketRow.customer_id == customer_id)
+        if before is not None:
+            statement = statement.where(TicketRow.number < before)
         return int(await self.session.scalar(statement) or 0)
 
     async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]:

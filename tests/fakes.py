@@ -36,6 +36,7 @@ from bot.domain import (
     Role,
     Status,
     Ticket,
+    TicketKind,
     TimelineEvent,
 )
 from bot.messages import Conversation, InternalText, Outgoing, Person
@@ -219,13 +220,16 @@ class FakeTickets(_Repository):
             (t for t in self._newest_first() if (t.platform, t.channel_id, t.thread_id) == where), None
         )
 
-    async def latest_in(self, customer_id: int, platform: str, channel_id: str) -> Ticket | None:
+    async def latest_in(
+        self, customer_id: int, platform: str, channel_id: str, kind: TicketKind
+    ) -> Ticket | None:
         await _pause()
         return next(
             (
                 t
                 for t in self._newest_first()
-                if (t.customer_id, t.platform, t.channel_id) == (customer_id, platform, channel_id)
+                if (t.customer_id, t.platform, t.channel_id, t.kind)
+                == (customer_id, platform, channel_id, kind)
                 and t.thread_id is None
             ),
             None,
@@ -251,9 +255,13 @@ class FakeTickets(_Repository):
         found = [t for t in self.rows.values() if t.assignee_id == agent_id and t.status in WORKABLE_STATUSES]
         return _by_priority(found)[:limit]
 
-    async def count_for_customer(self, customer_id: int) -> int:
+    async def count_for_customer(self, customer_id: int, before: int | None = None) -> int:
         await _pause()
-        return sum(1 for t in self.rows.values() if t.customer_id == customer_id)
+        return sum(
+            1
+            for number, t in self.rows.items()
+            if t.customer_id == customer_id and (before is None or number < before)
+        )
 
     async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]:
         await _pause()

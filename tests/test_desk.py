@@ -608,8 +608,8 @@ async def test_a_message_after_closing_opens_a_new_ticket_linked_to_the_old_one(
 # --- courtesy after resolution -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["thanks!", "ok", "Thank you so much!!", "  OK,   thanks.  ", "👍"])
-async def test_courtesy_right_after_resolution_neither_reopens_nor_opens(h: Harness, text: str):
+@pytest.mark.parametrize("text", ["thanks!", "Thank you so much!!", "  OK,   thanks.  ", "🙏"])
+async def test_thanks_right_after_resolution_get_one_answer_and_reopen_nothing(h: Harness, text: str):
     await resolved(h)
     h.clock.advance(timedelta(hours=2))
 
@@ -623,6 +623,18 @@ async def test_courtesy_right_after_resolution_neither_reopens_nor_opens(h: Harn
     assert h.store.ticket(1).status is Status.RESOLVED
     said = [e.body for e in h.store.entries_for(1) if e.kind is EntryKind.CUSTOMER]
     assert said[-1] == text, "the thanks is kept on the record"
+    assert await h.write(DANA, text) == [], "thanks are answered once per resolution"
+
+
+@pytest.mark.parametrize("text", ["ok", "👍", "Hi", "bye!"])
+async def test_acknowledgements_after_resolution_are_recorded_silently(h: Harness, text: str):
+    await resolved(h)
+    h.clock.advance(timedelta(hours=2))
+    assert await h.write(DANA, text) == []
+    assert list(h.store.tickets) == [1]
+    assert h.store.ticket(1).status is Status.RESOLVED
+    said = [e.body for e in h.store.entries_for(1) if e.kind is EntryKind.CUSTOMER]
+    assert said[-1] == text
 
 
 async def test_courtesy_at_the_end_of_the_window_still_counts(h: Harness):

@@ -100,10 +100,43 @@ async def test_an_agent_answering_in_the_customer_thread_is_a_public_reply(h: Ha
     assert len(h.store.tickets) == 1
 
 
-async def test_an_agent_writing_outside_any_ticket_is_treated_like_anyone(h: Harness):
-    out = await h.write(ANA, "My own laptop is broken", Conversation("slack", "D-UANA"), message_id="m9")
-    assert h.store.ticket(1).kind is TicketKind.EXTERNAL
-    assert any(isinstance(m, CustomerMessage) for m in out)
+@pytest.mark.parametrize(
+    "where",
+    [Conversation("slack", "D-UANA"), Conversation("slack", SUPPORT, "555.5"), thread("100.1")],
+    ids=["dm", "own-top-level-message", "closed-ticket-thread"],
+)
+async def test_an_agent_writing_outside_an_open_tickets_thread_opens_nothing(h: Harness, where):
+    await opened_in_thread(h)
+    await h.run(ANA, "/ticket resolve #1")
+    h.clock.advance(h.policy.lifecycle.close_resolved_after)
+    await h.desk.run_due_work()
+    before = h.store.snapshot()
+    assert await h.write(ANA, "Team lunch at noon!", where, message_id="m9") == []
+    assert h.store.snapshot() == before
+    assert not [c for c in h.store.customers.values() if c.display_name == "Ana Lima"]
+
+
+async def test_someone_else_writing_in_a_closed_tickets_thread_is_not_told_about_it(h: Harness):
+    await opened_in_thread(h)
+    await h.run(ANA, "/ticket resolve #1")
+    h.clock.advance(h.policy.lifecycle.close_resolved_after)
+    await h.desk.run_due_work()
+    out = await h.write(CARL, "I have the same problem", thread("100.1"), message_id="m9")
+    assert h.store.ticket(2).previous_number is None
+    told = next(m for m in out if isinstance(m, CustomerMessage)).text
+    assert "#1" not in told and "welcome back" not in told
+
+
+async def test_a_request_does_not_swallow_the_customer_conversation(h: Harness):
+    where = Conversation("console", "support")
+    await h.write(DANA, "My refund has not arrived", where, message_id="m1")
+    await h.run(DANA, "/request need a parking badge", where)
+    out = await h.write(DANA, "Any news on the refund?", where, message_id="m2")
+    relay = next(m for m in out if isinstance(m, StaffMessage))
+    assert relay.audience.ticket_number == 1
+    assert [e.body for e in h.store.entries_for(2) if e.kind is EntryKind.CUSTOMER] == [
+        "need a parking badge"
+    ]
 
 
 async def test_an_edit_updates_the_record_and_keeps_the_original_on_the_timeline(h: Harness):

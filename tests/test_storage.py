@@ -686,22 +686,22 @@ async def test_latest_in_ignores_threaded_tickets(uow_factory: UowFactory) -> No
         await uow.commit()
 
     async with uow_factory() as uow:
-        latest = await uow.tickets.latest_in(cleo.id, "slack", "D-cleo")  # type: ignore[arg-type]
+        latest = await uow.tickets.latest_in(cleo.id, "slack", "D-cleo", TicketKind.EXTERNAL)  # type: ignore[arg-type]
         assert latest is not None and latest.number == 2  # the newest unthreaded one, closed or not
-        other = await uow.tickets.latest_in(cleo.id, "slack", "C-other")  # type: ignore[arg-type]
+        other = await uow.tickets.latest_in(cleo.id, "slack", "C-other", TicketKind.EXTERNAL)  # type: ignore[arg-type]
         assert other is not None and other.number == 4
-        on_discord = await uow.tickets.latest_in(cleo.id, "discord", "D-cleo")  # type: ignore[arg-type]
+        on_discord = await uow.tickets.latest_in(cleo.id, "discord", "D-cleo", TicketKind.EXTERNAL)  # type: ignore[arg-type]
         assert on_discord is not None and on_discord.number == 5
-        dans = await uow.tickets.latest_in(dan.id, "slack", "D-cleo")  # type: ignore[arg-type]
+        dans = await uow.tickets.latest_in(dan.id, "slack", "D-cleo", TicketKind.EXTERNAL)  # type: ignore[arg-type]
         assert dans is not None and dans.number == 6
-        assert await uow.tickets.latest_in(cleo.id, "slack", "C-none") is None  # type: ignore[arg-type]
+        assert await uow.tickets.latest_in(cleo.id, "slack", "C-none", TicketKind.EXTERNAL) is None  # type: ignore[arg-type]
 
     async with uow_factory() as uow:
         only_threads = await add_customer(uow, name="Eve", user_id="U-eve")
         await uow.tickets.add(new_ticket(only_threads, channel_id="C-eve", thread_id="T-1"))
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.tickets.latest_in(only_threads.id, "slack", "C-eve") is None  # type: ignore[arg-type]
+        assert await uow.tickets.latest_in(only_threads.id, "slack", "C-eve", TicketKind.EXTERNAL) is None  # type: ignore[arg-type]
 
 
 async def test_by_thread(uow_factory: UowFactory) -> None:
@@ -1002,7 +1002,7 @@ async def test_concurrent_deliveries_of_one_message_are_recorded_once(uow_factor
     async with uow_factory() as uow:
         customer = await uow.customers.by_identity("slack", "U-cleo")
         assert customer is not None
-        ticket = await uow.tickets.latest_in(customer.id, "slack", "D-cleo")  # type: ignore[arg-type]
+        ticket = await uow.tickets.latest_in(customer.id, "slack", "D-cleo", TicketKind.EXTERNAL)  # type: ignore[arg-type]
         assert ticket is not None
         said = [(e.external_id, e.body) for e in await uow.entries.for_ticket(ticket.number)]  # type: ignore[arg-type]
         assert said.count(("m-1", "Is anyone there?")) == 1
