@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from bot.policy import describe_errors
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///relaydesk.db"
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+asyncpg", "postgres")
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -42,11 +43,13 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         try:
-            backend = make_url(value).get_backend_name()
+            driver = make_url(value).drivername
         except ArgumentError:
             raise ValueError("not a database URL (e.g. sqlite:///relaydesk.db)") from None
-        if backend not in ("sqlite", "postgresql"):
-            raise ValueError(f"'{backend}' is not supported; use sqlite or postgresql")
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"'{driver}' is not supported; use sqlite:///file.db or postgresql://user@host/db"
+            )
         return value
 
     @field_validator("console_agents", mode="before")

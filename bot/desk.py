@@ -49,7 +49,7 @@ from bot.domain import (
     TimelineEvent,
     TransitionError,
 )
-from bot.grammar import ParseError, help_text, is_ticket_command, parse
+from bot.grammar import ParseError, help_text, parse
 from bot.messages import (
     Conversation,
     CustomerMessage,
@@ -68,9 +68,10 @@ from bot.messages import (
 )
 from bot.policy import Policy
 from bot.ports import Conflict, UnitOfWork
-from bot.text import clean
+from bot.text import clean, shorten
 
 LIST_LIMIT = 25
+NAME_LIMIT = 80
 SWEEP_BATCH = 200
 CONFLICT_RETRIES = 3
 
@@ -123,11 +124,12 @@ class Desk:
         self, actor: Actor, text: str, conversation: Conversation | None = None
     ) -> list[Outgoing]:
         """A slash command as typed: parsed here so every platform shares one grammar."""
+        actor, text = _clean_actor(actor), clean(text)
         try:
             parsed = parse(text)
         except ParseError as error:
-            if not actor.is_agent and is_ticket_command(text):
-                return [_private(actor, voice.agents_only(actor.person.display_name))]
+            if not actor.is_agent:
+                return [_private(actor, voice.not_a_customer_command(actor.person.display_name))]
             return [_private(actor, str(error))]
         return await self.execute(actor, parsed, conversation)
 
@@ -279,7 +281,7 @@ class Desk:
             work.say(_private(actor, text))
             return
         if not actor.is_agent:
-            raise Refusal(_private(actor, voice.agents_only(actor.person.display_name)))
+            raise Refusal(_private(actor, voice.not_a_customer_command(actor.person.display_name)))
         if isinstance(command, ListQueue):
             await self._list_queue(work, actor, command)
             return
@@ -471,6 +473,8 @@ class Desk:
         if ticket.is_closed:
             raise Refusal(_private(actor, voice.closed(ticket)))
         text = clean(command.text)
+        if not text.strip():
+            raise Refusal(_private(actor, voice.needs_text("reply")))
         agent = await self._answered(work, actor, ticket, text, None)
         customer = await self._customer_of(work, ticket)
         work.say(_to_customer(ticket, customer, voice.agent_reply(agent, text)))
@@ -493,6 +497,8 @@ class Desk:
     async def _note(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, Note)
         await _agent_record(work, actor.person)
+        if not clean(command.text).strip():
+            raise Refusal(_private(actor, voice.needs_text("note")))
         note = InternalText(clean(command.text))
         await _record(work, ticket, EntryKind.NOTE, actor.person, note, None)
         work.say(
@@ -551,7 +557,10 @@ class Desk:
 
     async def _hold(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, Hold)
-        await self._change_status(work, actor, ticket, Status.ON_HOLD, clean(command.reason))
+        reason = clean(command.reason)
+        if not reason.strip():
+            raise Refusal(_private(actor, voice.needs_text("hold")))
+        await self._change_status(work, actor, ticket, Status.ON_HOLD, reason)
 
     async def _resolve(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, Resolve)
@@ -578,9 +587,12 @@ class Desk:
             old = ticket.move_to(new, work.now)
         except TransitionError:
             raise Refusal(_private(actor, voice.cannot_move(ticket, new))) from None
-        await _log(work, ticket, "status", agent.display_name, old=old, new=new, reason=reason)
+        await _log(work, ticket, "status", agent.display_name, old=old, new=new)
         parts: list[str | InternalText] = [voice.status_update(ticket, agent)]
         if reason:
+            # A hold reason or resolution summary is staff knowledge: a note, shown wherever notes are.
+            note = InternalText(voice.status_note(new, reason))
+            await _record(work, ticket, EntryKind.NOTE, actor.person, note, None)
             parts += [": ", InternalText(reason)]
         work.say(staff(_agents_about(ticket), *parts))
 
@@ -723,9 +735,10 @@ def _agents_about(ticket: Ticket) -> ToAgents:
 
 
 def _clean_person(person: Person) -> Person:
-    """Names and ids come from platforms; store them without control characters, as any text."""
+    """Names and ids come from platforms; store them without control characters, as any text, and
+    keep names to a length every screen (and column) holds."""
     name = clean(person.display_name).strip() or clean(person.user_id).strip() or "there"
-    return Person(person.platform, clean(person.user_id), name)
+    return Person(person.platform, clean(person.user_id), shorten(name, NAME_LIMIT))
 
 
 def _clean_actor(actor: Actor) -> Actor:

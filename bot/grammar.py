@@ -88,11 +88,6 @@ def parse(text: str) -> Command:
     )
 
 
-def is_ticket_command(text: str) -> bool:
-    """Whether the text is a `/ticket` command (valid or not): those are for agents only."""
-    return _command_name(text)[0] == "ticket"
-
-
 def _command_name(text: str) -> tuple[str, str]:
     """The command's name without its slashes, and the rest of the text."""
     head, rest = _split_first(text.strip())
@@ -158,15 +153,15 @@ def _only_ticket(cls: type) -> Callable[[str, str], Command]:
     return build
 
 
-def _with_text(cls: type, required: str | None, bare_id: bool) -> Callable[[str, str], Command]:
+def _with_text(cls: type, required: str | None) -> Callable[[str, str], Command]:
     """A verb followed by free text: required (with this complaint when missing) or optional.
 
-    A bare leading number is the ticket id when `bare_id` is set, or when it stands alone; otherwise it
-    belongs to the text, so `/ticket reply 3 parcels shipped` never answers ticket #3 by mistake.
+    A bare number is the ticket id only when it stands alone; otherwise it belongs to the text, so
+    `/ticket reply 3 parcels shipped` never answers ticket #3, nor `/ticket hold 2 weeks` holds #2.
     """
 
     def build(rest: str, usage: str) -> Command:
-        ticket, rest = _take_ticket(rest, allow_bare=bare_id or rest.strip().isdigit())
+        ticket, rest = _take_ticket(rest, allow_bare=rest.strip().isdigit())
         text = rest.strip()
         if required and not text:
             raise ParseError(required, usage)
@@ -217,12 +212,12 @@ def _help(rest: str, usage: str) -> Command:
 _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "claim": _only_ticket(Claim),
     "release": _only_ticket(Release),
-    "reply": _with_text(Reply, "What should the reply say?", bare_id=False),
-    "note": _with_text(Note, "What should the note say?", bare_id=False),
+    "reply": _with_text(Reply, "What should the reply say?"),
+    "note": _with_text(Note, "What should the note say?"),
     "transfer": _transfer,
     "pending": _only_ticket(Pending),
-    "hold": _with_text(Hold, "Please give a reason for the hold, so colleagues know why.", bare_id=True),
-    "resolve": _with_text(Resolve, None, bare_id=True),
+    "hold": _with_text(Hold, "Please give a reason for the hold, so colleagues know why."),
+    "resolve": _with_text(Resolve, None),
     "reopen": _only_ticket(Reopen),
     "priority": _priority,
     "show": _only_ticket(Show),

@@ -151,15 +151,20 @@ class StaffMessage:
     def __post_init__(self) -> None:
         if not isinstance(self.audience, ToAgents | ToAgent):
             raise TypeError("a staff message is for the agents' channel or one agent only")
+        defused: list[str | InternalText] = []
         for part in self.parts:
-            if not isinstance(part, str | InternalText):
+            if isinstance(part, InternalText):
+                defused.append(InternalText(defuse_mentions(part.hidden)))
+            elif isinstance(part, str):
+                defused.append(defuse_mentions(part))
+            else:
                 raise TypeError(f"unexpected part in a staff message: {type(part).__name__}")
+        object.__setattr__(self, "parts", tuple(defused))
 
     @property
     def text(self) -> str:
-        """The rendered text, internal parts included, mass mentions defused: for staff eyes only."""
-        joined = "".join(p.hidden if isinstance(p, InternalText) else p for p in self.parts)
-        return defuse_mentions(joined)
+        """The rendered text, internal parts included: for staff eyes only."""
+        return "".join(p.hidden if isinstance(p, InternalText) else p for p in self.parts)
 
 
 Outgoing = CustomerMessage | StaffMessage

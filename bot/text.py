@@ -6,17 +6,19 @@ import re
 
 WORD_JOINER = "\u2060"
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _SLACK_BROADCAST = re.compile(r"<!(channel|here|everyone)(?:\|[^>]*)?>", re.IGNORECASE)
 _SLACK_GROUP = re.compile(r"<!subteam\^[^>|]*(?:\|@?([^>]*))?>", re.IGNORECASE)
 _DISCORD_ROLE = re.compile(r"<@&\d+>")
-_AT_BROADCAST = re.compile(r"@(everyone|here|channel)\b", re.IGNORECASE)
+_AT_BROADCAST = re.compile(r"@(everyone|here|channel)", re.IGNORECASE)
 
 
 def clean(text: str) -> str:
-    """What we store: newlines normalised, control characters (NUL included) removed, nothing else."""
+    """What we store: newlines normalised; control characters (NUL, terminal escapes, bidi overrides)
+    removed; broken surrogates replaced, since no database or platform accepts them."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub("", text)
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
 def defuse_mentions(text: str) -> str:

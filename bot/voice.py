@@ -92,17 +92,25 @@ def reopened(customer: Customer, ticket: Ticket) -> str:
 
 def customer_help() -> str:
     return (
-        "Just write your message here and we'll open a ticket and get back to you; add anything "
-        "else in the same place. For an internal request, use /request followed by what you need."
+        "Just write what you need here and someone from our support team will help; add anything "
+        "else in the same place, and we'll keep it all together."
     )
 
 
-def agents_only(name: str) -> str:
+def not_a_customer_command(name: str) -> str:
     first = name.split()[0] if name.strip() else "there"
     return (
-        f"Sorry {first}, ticket commands are for the support team. If you need help, just write "
-        "your message here and we'll get back to you; colleagues can use /request."
+        f"Sorry {first}, I didn't catch that. Just write what you need here and someone from our "
+        "support team will help."
     )
+
+
+def needs_text(verb: str) -> str:
+    return f"That {verb} has no text I can use. Usage: /ticket {verb} #<id> <text>"
+
+
+def status_note(status: Status, reason: str) -> str:
+    return f"{'On hold' if status is Status.ON_HOLD else 'Resolved'}: {reason}"
 
 
 # --- agents: refusals -----------------------------------------------------------------------------

@@ -117,7 +117,7 @@ ana: /ticket show #1
     text = "\n".join(lines)
     assert "[console] Please start each line with a name" in text
     assert "[console] I don't know /teleport." in text
-    assert "[to dana] Sorry Dana, ticket commands are for the support team." in text
+    assert "[to dana] Sorry Dana, I didn't catch that." in text
     assert "[private ana] I can't find ticket #42." in text
     assert "[private ana] I don't know the ticket command 'frobnicate'." in text
     assert "[private ana] What should the reply say?" in text
@@ -209,3 +209,35 @@ def test_the_console_desk_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     shown = said_to(again, "private ana")
     assert "closed" in shown and "NOTE-SECRET" in shown
     assert not (tmp_path / "relaydesk.db").exists()
+
+
+def test_odd_bytes_and_odd_lines_never_end_the_desk(tmp_path: Path) -> None:
+    """Invalid UTF-8, terminal escapes, bidi overrides, huge names and huge clock jumps: polite answers."""
+    script = (
+        b"dana: caf\xe9 \xff\xfe broken bytes\n"
+        b"dana: \x1b[31mred\x1b[0m \xe2\x80\xae reversed \x00 nul\n"
+        + b"x"
+        * 300
+        + b": hello\n/advance 99999999d\n/at 9999-12-31T23:59+00:00\n/advance 1d\n"
+        b"ana: /ticket show #1\n"
+    )
+    result = subprocess.run(
+        [RELAYDESK, "console"], input=script, capture_output=True, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode("utf-8")
+    assert "Traceback" not in result.stderr.decode("utf-8", "replace")
+    assert "\x1b" not in out and "\u202e" not in out and "\x00" not in out
+    assert "[to dana] Hi Dana" in out
+    assert "[console] Please use a name of at most 64 characters." in out
+    assert "is more than ten years" in out
+    assert "That time is out of range" in out or "Sorry, something went wrong" in out
+    shown = out.split("Conversation:")[1]
+    assert "caf\ufffd" in shown and "red" in shown and "reversed" in shown
+
+
+@pytest.mark.parametrize("url", ["sqlite+pysqlite:///x.db", "postgresql+psycopg2://u@h/d"])
+def test_database_drivers_we_cannot_run_are_refused_up_front(tmp_path: Path, url: str) -> None:
+    result = relaydesk("console", script="dana: hi\n", workdir=tmp_path, env={"DATABASE_URL": url})
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr and "is not supported" in result.stderr

@@ -498,11 +498,12 @@ async def test_hold_and_resolve_reasons_stay_with_the_agents(h: Harness):
     assert InternalText("refunded the shipping") in one(to_channel(out)).parts
     ticket = h.store.ticket(1)
     assert ticket.resolved_at == START
-    assert h.store.events_for(1, "status")[-1].detail == {
-        "old": "on_hold",
-        "new": "resolved",
-        "reason": "refunded the shipping",
-    }
+    assert h.store.events_for(1, "status")[-1].detail == {"old": "on_hold", "new": "resolved"}
+    notes = [e.body for e in h.store.entries_for(1) if e.kind is EntryKind.NOTE]
+    assert notes == [
+        InternalText("On hold: courier investigating, ref 991"),
+        InternalText("Resolved: refunded the shipping"),
+    ]
 
 
 async def test_reopen_a_resolved_ticket_tells_the_customer(h: Harness):
@@ -515,7 +516,7 @@ async def test_reopen_a_resolved_ticket_tells_the_customer(h: Harness):
     )
     assert one(to_channel(out)).text == "#1 is now open (Ben)"
     assert h.store.ticket(1).status is Status.OPEN
-    assert h.store.events_for(1, "status")[-1].detail == {"old": "resolved", "new": "open", "reason": ""}
+    assert h.store.events_for(1, "status")[-1].detail == {"old": "resolved", "new": "open"}
 
 
 @pytest.mark.parametrize(
@@ -778,7 +779,7 @@ async def test_transfer_of_a_claimed_ticket_to_its_own_queue_unclaims_it(h: Harn
 
 # --- refusals change nothing ---------------------------------------------------------------------
 
-AGENTS_ONLY = "ticket commands are for the support team"
+AGENTS_ONLY = "I didn't catch that. Just write what you need here"
 REFUSALS = [
     pytest.param(
         ANA, "/ticket transfer #1 @nobody", "I couldn't find an agent called @nobody", id="unknown-agent"
@@ -1186,4 +1187,4 @@ async def test_execute_runs_a_parsed_command(h: Harness):
 async def test_a_customer_gets_the_agents_only_answer_however_ticket_is_typed(h: Harness, text: str):
     answer = private_answer(await h.run(DANA, text), DANA)
     assert "/ticket claim" not in answer
-    assert "ticket commands are for the support team" in answer
+    assert AGENTS_ONLY in answer

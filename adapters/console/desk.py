@@ -11,11 +11,13 @@ Every output line starts with its audience: `[to <customer>]`, `[agents]`, `[pri
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from bot.clock import OffsetClock
@@ -26,6 +28,9 @@ from bot.durations import parse_duration
 from bot.messages import Conversation, CustomerMessage, Outgoing, Person, ToAgent, ToAgents
 
 PLATFORM = "console"
+NAME_LIMIT = 64
+MAX_ADVANCE = timedelta(days=3650)
+log = logging.getLogger(__name__)
 SUPPORT_CHANNEL = Conversation(PLATFORM, "support")
 _LINE = re.compile(r"^\s*([^\s:/][^\s:]*)\s*:\s?(.*)$")
 
@@ -61,25 +66,36 @@ class ConsoleDesk:
                 return
 
     async def handle_line(self, line: str) -> bool:
-        """Handle one line; False means the console should stop."""
+        """Handle one line; False means the console should stop. One bad line never ends the desk."""
         line = line.rstrip("\n")
         if not line.strip():
             return True
         async with self._lock:
-            if line.strip().startswith("/"):
-                return await self._console_command(line.strip())
-            match = _LINE.match(line)
-            if not match:
-                self._say(
-                    'Please start each line with a name, like "dana: my order hasn\'t arrived". '
-                    f"Agents: {', '.join(sorted(self._agents))}; anyone else is a customer."
-                )
+            try:
+                return await self._handle(line)
+            except Exception:
+                log.exception("console: a line could not be handled")
+                self._say("Sorry, something went wrong with that line. The rest of the desk carries on.")
                 return True
-            name, text = match.group(1).lower(), match.group(2)
-            if text.strip().startswith("/") and _is_console_command(text.strip()):
-                return await self._console_command(text.strip())
-            await self._from_person(name, text)
+
+    async def _handle(self, line: str) -> bool:
+        if line.strip().startswith("/"):
+            return await self._console_command(line.strip())
+        match = _LINE.match(line)
+        if not match:
+            self._say(
+                'Please start each line with a name, like "dana: my order hasn\'t arrived". '
+                f"Agents: {', '.join(sorted(self._agents))}; anyone else is a customer."
+            )
             return True
+        name, text = match.group(1).lower(), match.group(2)
+        if len(name) > NAME_LIMIT:
+            self._say(f"Please use a name of at most {NAME_LIMIT} characters.")
+            return True
+        if text.strip().startswith("/") and _is_console_command(text.strip()):
+            return await self._console_command(text.strip())
+        await self._from_person(name, text)
+        return True
 
     async def deliver(self, messages: list[Outgoing]) -> None:
         """Print what the desk says (also used by the scheduler's sweeps)."""
@@ -110,8 +126,12 @@ class ConsoleDesk:
             return False
         if word == "/advance":
             try:
-                self._clock.advance(parse_duration(argument))
-            except ValueError as error:
+                delta = parse_duration(argument)
+                if delta > MAX_ADVANCE:
+                    raise ValueError(f"'{argument.strip()}' is more than ten years")
+                _in_range(self._clock.now() + delta)
+                self._clock.advance(delta)
+            except (ValueError, OverflowError) as error:
                 self._say(f"{error}. Example: /advance 2h")
                 return True
         elif word == "/at":
@@ -125,7 +145,12 @@ class ConsoleDesk:
                     "/at 2026-03-27T16:30+01:00"
                 )
                 return True
-            self._clock.set(moment)
+            try:
+                _in_range(moment)
+                self._clock.set(moment)
+            except (ValueError, OverflowError):
+                self._say("That time is out of range. Example: /at 2026-03-27T16:30+01:00")
+                return True
         else:
             self._say(
                 f"I don't know {word}. Console commands: /advance <duration>, /at <time>, /quit; "
@@ -159,7 +184,10 @@ def render(message: Outgoing) -> str:
 
 
 async def stdin_lines() -> AsyncIterator[str]:
-    """Lines from standard input, interactive or piped, without blocking the event loop."""
+    """Lines from standard input, interactive or piped, without blocking the event loop. Bytes that
+    are not UTF-8 become U+FFFD rather than ending the desk."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:
@@ -170,6 +198,12 @@ async def stdin_lines() -> AsyncIterator[str]:
 def _person(name: str) -> Person:
     display = name if any(ch.isupper() for ch in name) else name.capitalize()
     return Person(PLATFORM, name, display)
+
+
+def _in_range(moment: datetime) -> None:
+    """The console's clock stays where every date sum still works (years 1970 to 9000)."""
+    if not 1970 <= moment.year <= 9000:
+        raise OverflowError("the console's clock stays between 1970 and 9000")
 
 
 def _is_console_command(text: str) -> bool:
