@@ -440,6 +440,8 @@ class Desk:
                 Customer(display_name=person.display_name, kind=kind, created_at=work.now),
                 Identity(0, person.platform, person.user_id, person.display_name),
             )
+        elif customer.display_name != person.display_name:
+            customer.display_name = person.display_name  # people rename themselves; greet the new name
         return customer
 
     # --- ticket commands ----------------------------------------------------------------------

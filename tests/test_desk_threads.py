@@ -192,3 +192,14 @@ async def test_the_overview_lists_mine_and_unclaimed_for_agents_only(h: Harness)
     assert "@everyone" not in overview.unclaimed[0].subject
     assert overview.unclaimed[0].customer_name == "Carl Sagan"
     assert await h.desk.overview(DANA) is None
+
+
+async def test_a_renamed_customer_is_greeted_by_the_new_name(h: Harness):
+    await h.write(DANA, "Hello", Conversation("console", "support"), message_id="m1")
+    await h.run(ANA, "/ticket resolve #1")
+    h.clock.advance(h.policy.lifecycle.close_resolved_after)
+    await h.desk.run_due_work()
+    renamed = customer("Dana Mulder", user_id="UDANA")
+    out = await h.write(renamed, "Me again", Conversation("console", "support"), message_id="m2")
+    assert next(m for m in out if isinstance(m, CustomerMessage)).text.startswith("Hi Dana")
+    assert h.store.customer("Dana Mulder").id == h.store.ticket(2).customer_id
