@@ -183,6 +183,18 @@ class Desk:
 
         await self._run(attach)
 
+    async def card_of(self, ticket_number: int, platform: str) -> MessageRef | None:
+        """The card posted for a ticket on a platform, if any (its thread is the staff thread)."""
+        found: list[MessageRef] = []
+
+        async def look(work: _Work) -> None:
+            anchor = await work.uow.anchors.for_ticket(ticket_number, platform)
+            if anchor is not None:
+                found.append(MessageRef(anchor.channel_id, anchor.message_id))
+
+        await self._run(look)
+        return found[0] if found else None
+
     async def message_edited(self, platform: str, message_id: str, text: str) -> list[Outgoing]:
         """A customer edited a message: the record shows the new text; the original stays on the timeline."""
 

@@ -5,6 +5,7 @@ core's; this module only knows Slack's wire formats and Web API.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -58,18 +59,12 @@ BOT_SCOPES = [
     "im:write",
     "users:read",
 ]
-IGNORED_SUBTYPES = {
-    "bot_message",
-    "channel_join",
-    "channel_leave",
-    "channel_topic",
-    "channel_purpose",
-    "channel_name",
-    "group_join",
-    "group_leave",
-    "thread_broadcast_deleted",
-}
+ACCEPTED_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
+"""What people write; every other subtype (joins, topics, huddles, reminders, bots) is not a message."""
 MEMBERS_TTL = 300.0
+RESPONSES_PER_URL = 5
+"""Slack takes at most five messages per response_url."""
+MOVED_TO_DM = "That's a long answer, so I've sent it to you in a direct message."
 Respond = Callable[..., Awaitable[Any]]
 
 
@@ -115,7 +110,8 @@ class SlackAdapter:
                 request_verification_enabled=not settings.socket_mode,
             )
         self._names: dict[str, str] = {}
-        self._members: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._members: tuple[float, frozenset[str]] | None = None
+        self._card_locks: dict[int, asyncio.Lock] = {}
         self._runner: web.AppRunner | None = None
         self._socket: Any = None
         self.port: int | None = None
@@ -186,7 +182,7 @@ class SlackAdapter:
             return
         user = event.get("user")
         if (
-            subtype in IGNORED_SUBTYPES
+            subtype not in ACCEPTED_SUBTYPES
             or event.get("bot_id")
             or not user
             or user == context.get("bot_user_id")
@@ -279,7 +275,8 @@ class SlackAdapter:
         actor = await self._actor(client, body["user"]["id"])
         number = int(action["value"])
         command = Claim(number) if action["action_id"] == blocks.CLAIM_ACTION else Resolve(number)
-        await self.deliver(await self._desk.execute(actor, command), client, respond=respond, actor=actor)
+        answer = respond if body.get("response_url") else None  # the App Home has none: answer by DM
+        await self.deliver(await self._desk.execute(actor, command), client, respond=answer, actor=actor)
 
     async def _on_home(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab") not in (None, "home"):
@@ -311,13 +308,12 @@ class SlackAdapter:
         """SLACK_AGENTS when set; otherwise whoever is a member of the agents' channel."""
         if self._settings.agents:
             return user in self._settings.agents
-        fetched_at, members = self._members
-        if time.monotonic() - fetched_at > MEMBERS_TTL:
-            members = frozenset()
+        if self._members is None or time.monotonic() - self._members[0] > MEMBERS_TTL:
+            members: frozenset[str] = frozenset()
             async for page in await client.conversations_members(channel=self._agent_channel, limit=1000):
                 members |= frozenset(page.get("members", []))
             self._members = (time.monotonic(), members)
-        return user in members
+        return user in self._members[1]
 
     # --- delivery -------------------------------------------------------------------------------
 
@@ -328,23 +324,34 @@ class SlackAdapter:
         respond: Respond | None = None,
         actor: Actor | None = None,
     ) -> None:
-        """Post what the desk said. Answers meant only for the person who acted go back ephemerally."""
+        """Post what the desk said. Answers meant only for the person who acted go back ephemerally
+        through the interaction's response_url, which takes five messages at most: longer answers go
+        to the person's DM with the bot, with a pointer left where they asked."""
+        private = [m for m in messages if actor is not None and _only_for(m, actor)]
+        pieces = [piece for message in private for piece in blocks.chunks(message.text)]
+        ephemeral = respond is not None and 0 < len(pieces) <= RESPONSES_PER_URL
+        if respond is not None and len(pieces) > RESPONSES_PER_URL:
+            await self._safely(respond(text=MOVED_TO_DM, response_type="ephemeral"))
         for message in messages:
-            try:
-                await self._post(
-                    message, client or await self._client_for(_workspace(message)), respond, actor
-                )
-            except SlackApiError as error:
-                log.error("Slack: could not deliver a message: %s", error.response.get("error"))
+            if ephemeral and message in private:
+                assert respond is not None
+                for piece in blocks.chunks(message.text):
+                    await self._safely(respond(text=piece, response_type="ephemeral", replace_original=False))
+                continue
+            target = client or await self._client_for(_workspace(message))
+            await self._safely(self._post(message, target))
 
-    async def _post(
-        self, message: Outgoing, client: AsyncWebClient, respond: Respond | None, actor: Actor | None
-    ) -> None:
+    async def _safely(self, call: Awaitable[Any]) -> None:
+        """One failed message (after the retries) is logged and never stops the ones after it."""
+        try:
+            await call
+        except SlackApiError as error:
+            log.error("Slack: could not deliver a message: %s", error.response.get("error"))
+        except Exception:
+            log.exception("Slack: could not deliver a message")
+
+    async def _post(self, message: Outgoing, client: AsyncWebClient) -> None:
         audience = message.audience
-        if respond is not None and actor is not None and _only_for(message, actor):
-            for piece in blocks.chunks(message.text):
-                await respond(text=piece, response_type="ephemeral", replace_original=False)
-            return
         if isinstance(message, CustomerMessage):
             where = message.audience.conversation
             channel = where.channel_id if where else message.audience.person.user_id
@@ -357,16 +364,24 @@ class SlackAdapter:
         assert isinstance(audience, ToAgents)
         channel = self._agent_channel
         if message.kind is StaffKind.CARD and message.card is not None:
-            posted = await client.chat_postMessage(
-                channel=channel, text=message.text, blocks=blocks.card_blocks(message.card, message.text)
-            )
-            await self._desk.attach_card(message.card.number, PLATFORM, MessageRef(channel, posted["ts"]))
+            async with self._card_lock(message.card.number):
+                posted = await client.chat_postMessage(
+                    channel=channel, text=message.text, blocks=blocks.card_blocks(message.card, message.text)
+                )
+                card = MessageRef(channel, posted["ts"])
+                await self._desk.attach_card(message.card.number, PLATFORM, card)
             return
         thread = audience.staff_thread
+        if thread is None and audience.ticket_number is not None:
+            async with self._card_lock(audience.ticket_number):  # a card being posted right now
+                thread = await self._desk.card_of(audience.ticket_number, PLATFORM)
         if thread is not None:
             await self._post_text(client, thread.channel_id, message.text, thread.message_id)
         else:
             await self._post_text(client, channel, message.text, None)
+
+    def _card_lock(self, ticket_number: int) -> asyncio.Lock:
+        return self._card_locks.setdefault(ticket_number, asyncio.Lock())
 
     async def _post_text(self, client: AsyncWebClient, channel: str, text: str, thread: str | None) -> None:
         for piece in blocks.chunks(text):

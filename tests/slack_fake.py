@@ -1,0 +1,436 @@
+"""A local fake of Slack's Web API: a real aiohttp server on 127.0.0.1 that answers like Slack and records
+every call, so the Slack adapter can be tested over the wire without reaching the internet.
+
+slack_sdk's clients call `<base_url><method>` with a GET query, a form-encoded body or a JSON body, and
+send the token as `Authorization: Bearer <token>` (OAuth exchanges use HTTP basic auth). Every one of
+those is recorded as a `Call` with the parameters merged, whatever the encoding. Bolt's `respond()` posts
+JSON to a message's `response_url`; point those at `fake.response_url(...)` and read `fake.responses`.
+As on Slack, one response_url takes at most five messages; later ones are refused (404 `used_url`).
+
+The fake checks what Slack checks where a mistake would otherwise go unnoticed: the token, required
+arguments, and the Block Kit limits (50 blocks per message, 100 per view, 3,000 characters per section,
+24 per modal title). It can be told to answer the next calls of a method with HTTP 429 (`Retry-After`) or
+HTTP 500, as Slack does under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+BOT_TOKEN = "xoxb-test"
+INSTALLED_TOKEN = "xoxb-installed-t1"
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T1"
+APP_ID = "A1"
+CLIENT_ID = "111.222"
+CLIENT_SECRET = "client-secret"
+OAUTH_CODE = "oauth-code-1"
+
+TEXT_MAX = 40_000
+MESSAGE_BLOCKS_MAX = 50
+VIEW_BLOCKS_MAX = 100
+SECTION_TEXT_MAX = 3_000
+HEADER_TEXT_MAX = 150
+MODAL_TITLE_MAX = 24
+RESPONSE_URL_USES = 5
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Web API call as Slack received it."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    http_method: str
+    encoding: str  # "query", "form" or "json"
+    status: int  # the HTTP status the fake answered with
+    ok: bool  # what the answer's "ok" said (False for errors, 429s and 500s)
+    answer: dict[str, Any] = field(default_factory=dict)  # what the fake answered
+
+    @property
+    def token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)
+
+
+@dataclass(frozen=True)
+class Response:
+    """What was posted to a `response_url` (Bolt's `respond()`)."""
+
+    key: str
+    body: dict[str, Any]
+    status: int = 200
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text", ""))
+
+
+@dataclass
+class _Failure:
+    status: int
+    remaining: int
+    retry_after: int | None
+    error: str
+    match: dict[str, Any]
+
+
+@dataclass
+class FakeSlack:
+    """Slack's Web API for one workspace (`T1`) whose bot user is `UBOT`."""
+
+    tokens: set[str] = field(default_factory=lambda: {BOT_TOKEN})
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    members_page_size: int = 2
+    calls: list[Call] = field(default_factory=list)
+    responses: list[Response] = field(default_factory=list)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self._ts = itertools.count(1)
+        self._views = itertools.count(1)
+        self._failures: dict[str, list[_Failure]] = {}
+        self._runner: web.AppRunner | None = None
+
+    # --- set-up -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.add_routes(
+            [
+                web.route("*", "/api/{method}", self._api),
+                web.post("/respond/{key}", self._respond),
+            ]
+        )
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, key: str | int) -> str:
+        return f"{self.url}/respond/{key}"
+
+    def add_user(self, user_id: str, display_name: str = "", real_name: str = "", name: str = "") -> None:
+        """A workspace member as `users.info` describes them."""
+        self.users[user_id] = {
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": name or user_id.lower(),
+            "real_name": real_name,
+            "is_bot": False,
+            "profile": {"display_name": display_name, "real_name": real_name},
+        }
+
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        status: int = 429,
+        retry_after: int | None = 1,
+        error: str = "ratelimited",
+        **match: Any,
+    ) -> None:
+        """Answer the next `times` calls of `method` (whose parameters include `match`) with HTTP
+        `status` (429 carries Retry-After), or with status 200 and `{"ok": false, "error": error}`, as
+        Slack reports a refused call."""
+        self._failures.setdefault(method, []).append(_Failure(status, times, retry_after, error, match))
+
+    # --- reading what happened ------------------------------------------------------------------
+
+    def calls_to(self, method: str, **match: Any) -> list[Call]:
+        """Successful calls of `method` whose parameters include `match` (None: parameter absent)."""
+        found = []
+        for call in list(self.calls):
+            if call.method != method or not call.ok:
+                continue
+            if all(call.params.get(k) == v for k, v in match.items()):
+                found.append(call)
+        return found
+
+    def posts(self, channel: str | None = None, **match: Any) -> list[Call]:
+        """Messages posted with chat.postMessage (to `channel`, when given)."""
+        if channel is not None:
+            match["channel"] = channel
+        return self.calls_to("chat.postMessage", **match)
+
+    def texts(self, channel: str | None = None, **match: Any) -> list[str]:
+        return [str(c.get("text", "")) for c in self.posts(channel, **match)]
+
+    def responses_to(self, key: str | int) -> list[Response]:
+        return [r for r in list(self.responses) if r.key == str(key) and r.status == 200]
+
+    async def wait_for(
+        self, check: Callable[[], Any], what: str = "the expected Slack calls", within: float = 10.0
+    ) -> Any:
+        """Poll until `check()` is truthy; fail with what was recorded when it never is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            result = check()
+            if result:
+                return result
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; recorded:\n{self.transcript()}")
+            await asyncio.sleep(0.02)
+
+    def transcript(self) -> str:
+        lines = [
+            f"  {c.status} {'ok' if c.ok else 'refused'} {c.method} {json.dumps(c.params, default=str)[:300]}"
+            for c in list(self.calls)
+        ]
+        lines += [f"  respond/{r.key} {json.dumps(r.body)[:300]}" for r in list(self.responses)]
+        return "\n".join(lines) or "  (nothing)"
+
+    # --- the server -----------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        encoding = "query"
+        if request.method == "POST" and request.can_read_body:
+            raw = await request.read()
+            if request.content_type == "application/json":
+                params.update(json.loads(raw or b"{}"))
+                encoding = "json"
+            else:
+                params.update(parse_qsl(raw.decode(), keep_blank_values=True))
+                encoding = "form"
+        headers = {k: v for k, v in request.headers.items()}
+
+        failure = self._next_failure(method, params)
+        if failure is not None:
+            if failure.status == 200:
+                return self._answer(method, params, headers, request, encoding, _error(failure.error))
+            refused = {"ok": False, "error": "ratelimited" if failure.status == 429 else "upstream_error"}
+            self.calls.append(
+                Call(method, params, headers, request.method, encoding, failure.status, False, refused)
+            )
+            if failure.status == 429:
+                extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=extra)
+            return web.Response(status=failure.status, text="upstream_error")
+
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        token = headers.get("Authorization", "").removeprefix("Bearer ")
+        if handler is None:
+            answer = _error("unknown_method")
+        elif method != "oauth.v2.access" and not token:
+            answer = _error("not_authed")
+        elif method != "oauth.v2.access" and token not in self.tokens:
+            answer = _error("invalid_auth")
+        else:
+            answer = handler(params, headers)
+        return self._answer(method, params, headers, request, encoding, answer)
+
+    def _answer(
+        self,
+        method: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        request: web.Request,
+        encoding: str,
+        answer: dict[str, Any],
+    ) -> web.Response:
+        self.calls.append(
+            Call(method, params, headers, request.method, encoding, 200, bool(answer["ok"]), answer)
+        )
+        return web.json_response(answer)
+
+    def _next_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
+        for failure in self._failures.get(method) or []:
+            if failure.remaining > 0 and all(params.get(k) == v for k, v in failure.match.items()):
+                failure.remaining -= 1
+                return failure
+        return None
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        body = await request.json()
+        if len(self.responses_to(key)) >= RESPONSE_URL_USES:
+            self.responses.append(Response(key, body, 404))
+            return web.Response(status=404, text="used_url")
+        self.responses.append(Response(key, body))
+        return web.Response(text="ok")
+
+    # --- methods --------------------------------------------------------------------------------
+
+    def _auth_test(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://relaydesk-test.slack.com/",
+            "team": "Relaydesk Test",
+            "user": "relaydesk",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_postMessage(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return _error("channel_not_found")
+        blocks = _blocks(params.get("blocks"))
+        text = params.get("text") or ""
+        if not text and not blocks:
+            return _error("no_text")
+        if len(text) > TEXT_MAX:
+            return _error("msg_too_long")
+        problem = _check_blocks(blocks, MESSAGE_BLOCKS_MAX)
+        if problem:
+            return _error("invalid_blocks", problem)
+        ts = self._next_ts()
+        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": text, "ts": ts}
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_postEphemeral(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        if not params.get("channel") or not params.get("user"):
+            return _error("invalid_arguments")
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _chat_update(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        if not params.get("channel") or not params.get("ts"):
+            return _error("invalid_arguments")
+        problem = _check_blocks(_blocks(params.get("blocks")), MESSAGE_BLOCKS_MAX)
+        if problem:
+            return _error("invalid_blocks", problem)
+        return {"ok": True, "channel": params["channel"], "ts": params["ts"], "text": params.get("text")}
+
+    def _conversations_open(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        users = str(params.get("users") or "")
+        if not users or "," in users:
+            return _error("invalid_arguments")
+        return {"ok": True, "channel": {"id": f"D-{users}"}}
+
+    def _conversations_members(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return _error("channel_not_found")
+        start = int(params.get("cursor") or 0)
+        size = min(int(params.get("limit") or 100), self.members_page_size)
+        page = self.members[start : start + size]
+        following = start + size
+        cursor = str(following) if following < len(self.members) else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": cursor}}
+
+    def _users_info(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        user = self.users.get(str(params.get("user")))
+        if user is None:
+            return _error("user_not_found")
+        return {"ok": True, "user": user}
+
+    def _views_open(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        if not params.get("trigger_id"):
+            return _error("invalid_arguments")
+        return self._view(params, "modal")
+
+    def _views_publish(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        if not params.get("user_id"):
+            return _error("invalid_arguments")
+        return self._view(params, "home")
+
+    def _view(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != kind:
+            return _error("invalid_arguments", f"a view of type {kind} is required")
+        title = (view.get("title") or {}).get("text", "")
+        if kind == "modal" and not 0 < len(title) <= MODAL_TITLE_MAX:
+            return _error("invalid_arguments", "modal title must be 1-24 characters")
+        problem = _check_blocks(view.get("blocks") or [], VIEW_BLOCKS_MAX)
+        if problem:
+            return _error("invalid_arguments", problem)
+        return {"ok": True, "view": {**view, "id": f"V{next(self._views)}", "team_id": TEAM_ID}}
+
+    def _oauth_v2_access(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        client_id, client_secret = _basic_auth(headers) or (
+            params.get("client_id"),
+            params.get("client_secret"),
+        )
+        if client_id != CLIENT_ID or client_secret != CLIENT_SECRET:
+            return _error("invalid_client_id")
+        if params.get("code") != OAUTH_CODE:
+            return _error("invalid_code")
+        self.tokens.add(INSTALLED_TOKEN)
+        return {
+            "ok": True,
+            "app_id": APP_ID,
+            "authed_user": {"id": "UINSTALLER"},
+            "scope": "chat:write,commands,users:read",
+            "token_type": "bot",
+            "access_token": INSTALLED_TOKEN,
+            "bot_user_id": BOT_USER_ID,
+            "team": {"id": TEAM_ID, "name": "Relaydesk Test"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    def _next_ts(self) -> str:
+        n = next(self._ts)
+        return f"{1_712_000_000 + n}.{n:06d}"
+
+
+def _error(code: str, detail: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"ok": False, "error": code}
+    if detail:
+        answer["response_metadata"] = {"messages": [f"[ERROR] {detail}"]}
+    return answer
+
+
+def _basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
+    auth = headers.get("Authorization", "")
+    if not auth.startswith("Basic "):
+        return None
+    user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+    return user, password
+
+
+def _blocks(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
+
+
+def _check_blocks(blocks: Iterable[dict[str, Any]], most: int) -> str | None:
+    """What Slack would reject in these blocks, or None."""
+    blocks = list(blocks)
+    if len(blocks) > most:
+        return f"no more than {most} items allowed [json-pointer:/blocks]"
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        text = (block.get("text") or {}).get("text", "")
+        if kind == "section" and len(text) > SECTION_TEXT_MAX:
+            return f"must be less than {SECTION_TEXT_MAX + 1} characters [json-pointer:/blocks/{i}/text/text]"
+        if kind == "header" and len(text) > HEADER_TEXT_MAX:
+            return f"must be less than {HEADER_TEXT_MAX + 1} characters [json-pointer:/blocks/{i}/text/text]"
+        for element in block.get("elements") or []:
+            if element.get("type") == "button" and len(str(element.get("value", ""))) > 2000:
+                return f"button value too long [json-pointer:/blocks/{i}]"
+    return None
