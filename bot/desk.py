@@ -183,6 +183,17 @@ class Desk:
 
         await self._run(attach)
 
+    async def has_message(self, platform: str, message_id: str) -> bool:
+        """Whether a platform message was already recorded: adapters that must act before the desk
+        does (opening a thread for a ticket, say) check this first, so a redelivery does nothing."""
+        found: list[bool] = []
+
+        async def look(work: _Work) -> None:
+            found.append(await work.uow.entries.seen(platform, message_id))
+
+        await self._run(look)
+        return found[0]
+
     async def card_of(self, ticket_number: int, platform: str) -> MessageRef | None:
         """The card posted for a ticket on a platform, if any (its thread is the staff thread)."""
         found: list[MessageRef] = []
@@ -313,10 +324,7 @@ class Desk:
     ) -> Ticket:
         number = command.ticket
         if number is None and conversation and conversation.thread_id:
-            in_thread = await work.uow.tickets.by_thread(
-                conversation.platform, conversation.channel_id, conversation.thread_id
-            )
-            number = in_thread.number if in_thread else None
+            number = await _ticket_in_thread(work, conversation)
         if number is None:
             raise Refusal(_private(actor, voice.which_ticket(command)))
         ticket = await work.uow.tickets.get(number)
@@ -728,6 +736,16 @@ async def _log(work: _Work, ticket: Ticket, action: str, actor_name: str, **deta
     assert ticket.number is not None
     clean_detail = {k: str(v) if v is not None else None for k, v in detail.items()}
     await work.uow.timeline.add(TimelineEvent(ticket.number, action, actor_name, work.now, clean_detail))
+
+
+async def _ticket_in_thread(work: _Work, where: Conversation) -> int | None:
+    """The ticket a thread is about: a customer's ticket thread, or a ticket card's staff thread."""
+    assert where.thread_id is not None
+    ticket = await work.uow.tickets.by_thread(where.platform, where.channel_id, where.thread_id)
+    if ticket is not None:
+        return ticket.number
+    anchor = await work.uow.anchors.by_message(where.platform, where.channel_id, where.thread_id)
+    return anchor.ticket_number if anchor else None
 
 
 async def _thanked_since_resolution(work: _Work, ticket: Ticket) -> bool:

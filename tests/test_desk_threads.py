@@ -203,3 +203,18 @@ async def test_a_renamed_customer_is_greeted_by_the_new_name(h: Harness):
     out = await h.write(renamed, "Me again", Conversation("console", "support"), message_id="m2")
     assert next(m for m in out if isinstance(m, CustomerMessage)).text.startswith("Hi Dana")
     assert h.store.customer("Dana Mulder").id == h.store.ticket(2).customer_id
+
+
+async def test_commands_inside_a_staff_thread_know_their_ticket(h: Harness):
+    await opened_in_thread(h)
+    await h.desk.attach_card(1, "slack", MessageRef(AGENTS, "200.1"))
+    out = await h.run(ANA, "/ticket claim", Conversation("slack", AGENTS, "200.1"))
+    assert any(isinstance(m, CustomerMessage) and "Ana Lima is now looking after" in m.text for m in out)
+    help_out = await h.run(ANA, "/ticket help", Conversation("slack", AGENTS, "200.1"))
+    assert "may be left out" in help_out[0].text
+
+
+async def test_has_message_tells_whether_a_platform_message_is_recorded(h: Harness):
+    assert not await h.desk.has_message("slack", f"{SUPPORT}:100.1")
+    await opened_in_thread(h)
+    assert await h.desk.has_message("slack", f"{SUPPORT}:100.1")
