@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.text import split_text
 from bot.domain import Priority
 from bot.messages import Overview, TicketCard, TicketLine
 from bot.text import shorten
@@ -26,25 +27,8 @@ URGENCY_LABELS = {
 
 
 def chunks(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split on line ends (or hard, for one very long line) so no piece exceeds `limit`."""
-    pieces: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            pieces.append(current)
-            current = line
-        else:
-            current = candidate
-    if current or not pieces:
-        pieces.append(current)
-    return pieces
+    """Text in pieces Slack keeps whole."""
+    return split_text(text, limit)
 
 
 def card_blocks(card: TicketCard, text: str) -> list[dict[str, Any]]:

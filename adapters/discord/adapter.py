@@ -1,0 +1,550 @@
+"""Discord ⇄ core. Interactions are deferred at once and answered after the desk has worked; every
+message goes out with no pings allowed. No ticket rule lives here: this module knows Discord's objects,
+limits and error codes, and the core decides everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+
+from adapters.discord.config import DiscordSettings
+from adapters.text import split_text
+from bot.commands import Actor, Claim, IncomingMessage, Request, Resolve
+from bot.desk import Desk
+from bot.domain import Priority, Role
+from bot.messages import (
+    Conversation,
+    CustomerMessage,
+    MessageRef,
+    Outgoing,
+    Person,
+    StaffKind,
+    StaffMessage,
+    TicketCard,
+    ToAgent,
+    ToAgents,
+)
+
+PLATFORM = "discord"
+MESSAGE_LIMIT = 2000
+EMBED_DESCRIPTION_LIMIT = 4096
+NO_PINGS = discord.AllowedMentions.none()
+CANNOT_DM = 50007
+PRIORITY_COLOURS = {"low": 0x95A5A6, "normal": 0x3498DB, "high": 0xE67E22, "urgent": 0xE74C3C}
+log = logging.getLogger(__name__)
+
+# Exactly what the bot needs: read, write and thread in its channels, embed cards.
+BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_private_threads=True,
+    create_public_threads=True,
+    manage_threads=True,
+    embed_links=True,
+    read_message_history=True,
+)
+
+
+def intents() -> discord.Intents:
+    """Only what the desk uses; message content (privileged) to read customers in support channels."""
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    chosen.guild_messages = True
+    chosen.dm_messages = True
+    chosen.message_content = True
+    return chosen
+
+
+def invite_url(settings: DiscordSettings) -> str:
+    app_id = settings.app_id()
+    if app_id is None:
+        raise ValueError("DISCORD_APPLICATION_ID: set it (or DISCORD_TOKEN) to print an invite URL")
+    return discord.utils.oauth_url(
+        app_id, permissions=BOT_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
+
+class TicketButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"relaydesk:(?P<action>claim|resolve):(?P<ticket>[0-9]{1,9})",
+):
+    """Claim and Resolve on a ticket's card; the ticket number lives in the custom_id, so the buttons
+    keep working after a restart."""
+
+    def __init__(self, action: str, ticket: int) -> None:
+        style = discord.ButtonStyle.primary if action == "claim" else discord.ButtonStyle.secondary
+        super().__init__(
+            discord.ui.Button(
+                label=action.capitalize(), style=style, custom_id=f"relaydesk:{action}:{ticket}"
+            )
+        )
+        self.action = action
+        self.ticket = ticket
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
+    ) -> TicketButton:
+        return cls(match["action"], int(match["ticket"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _adapter(interaction).on_button(interaction, self.action, self.ticket)
+
+
+class RequestForm(discord.ui.Modal, title="Raise a request"):
+    category: discord.ui.TextInput = discord.ui.TextInput(label="What is it about?", max_length=100)
+    urgency: discord.ui.TextInput = discord.ui.TextInput(
+        label="How urgent? low, normal, high or urgent", default="normal", max_length=10
+    )
+    description: discord.ui.TextInput = discord.ui.TextInput(
+        label="What do you need?", style=discord.TextStyle.paragraph, max_length=3000
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await _adapter(interaction).on_request_form(interaction, self)
+
+
+class RelaydeskClient(discord.Client):
+    """discord.py's client with the desk's command tree; events are handed to the adapter."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        super().__init__(intents=intents(), allowed_mentions=NO_PINGS)
+        self.adapter = adapter
+        self.tree = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(TicketButton)
+        self.adapter.register_commands(self.tree)
+        if self.adapter.sync_commands:
+            guild_id = self.adapter.settings.guild_id
+            guild = discord.Object(id=guild_id) if guild_id else None
+            if guild is not None:
+                self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.adapter.on_message(message)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        await self.adapter.on_edit(payload)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.adapter.on_delete(payload)
+
+
+def _adapter(interaction: discord.Interaction) -> DiscordAdapter:
+    client = interaction.client
+    assert isinstance(client, RelaydeskClient)
+    return client.adapter
+
+
+class DiscordAdapter:
+    """The desk in Discord: support channels (a private thread per ticket) and DMs for customers, an
+    agents' channel with a card and a staff thread per ticket."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: DiscordSettings, desk: Desk, sync_commands: bool = True) -> None:
+        assert settings.agent_channel is not None, "DiscordSettings validates this"
+        self.settings = settings
+        self.agent_channel: int = settings.agent_channel
+        self.sync_commands = sync_commands
+        self._desk = desk
+        self.client = RelaydeskClient(self)
+        self._card_locks: dict[int, asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in and connect in the background (discord.py reconnects and resumes by itself)."""
+        assert self.settings.token is not None
+        await self.client.login(self.settings.token.get_secret_value())
+        self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # --- gateway events -------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        key = str(message.id)
+        if await self._desk.has_message(PLATFORM, key):
+            return  # seen before (a gateway resume replays events)
+        text = message.content or _attachments_note(message)
+        actor = await self._actor(message.author)
+        channel = message.channel
+        if isinstance(channel, discord.Thread) and channel.parent_id == self.agent_channel:
+            staff_thread = Conversation(PLATFORM, str(self.agent_channel), str(channel.id), _guild(message))
+            await self.deliver(await self._desk.note_from_staff_thread(actor, staff_thread, text, key))
+            return
+        conversation = await self._conversation_for(message, actor)
+        if conversation is None:
+            return
+        await self.deliver(await self._desk.receive(IncomingMessage(actor, text, conversation, key)))
+
+    async def _conversation_for(self, message: discord.Message, actor: Actor) -> Conversation | None:
+        """A DM; a ticket's private thread; or a new message in a support channel, which gets its own
+        private thread with the customer in it."""
+        channel = message.channel
+        if message.guild is None:
+            return Conversation(PLATFORM, str(channel.id), None, None)
+        guild = str(message.guild.id)
+        if isinstance(channel, discord.Thread) and channel.parent_id in self.settings.support_channels:
+            return Conversation(PLATFORM, str(channel.id), str(channel.id), guild)
+        if channel.id not in self.settings.support_channels or actor.is_agent:
+            return None
+        assert isinstance(channel, discord.TextChannel)
+        thread = await channel.create_thread(
+            name=f"{message.author.display_name}: {message.content or 'new ticket'}"[:100],
+            type=discord.ChannelType.private_thread,
+            invitable=False,
+        )
+        await thread.add_user(message.author)
+        return Conversation(PLATFORM, str(thread.id), str(thread.id), guild)
+
+    async def on_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        author = payload.data.get("author") or {}
+        if author.get("bot") or "content" not in payload.data:
+            return
+        said = await self._desk.message_edited(PLATFORM, str(payload.message_id), payload.data["content"])
+        await self.deliver(said)
+
+    async def on_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.deliver(await self._desk.message_deleted(PLATFORM, str(payload.message_id)))
+
+    # --- interactions ---------------------------------------------------------------------------
+
+    def register_commands(self, tree: app_commands.CommandTree) -> None:
+        tree.add_command(_ticket_group(self))
+        tree.add_command(
+            app_commands.Command(
+                name="request", description="Raise an internal request", callback=self._request_command
+            )
+        )
+
+    async def run_command(self, interaction: discord.Interaction, text: str) -> None:
+        """A /ticket subcommand, as grammar text: deferred at once, answered privately after."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = await self._actor(interaction.user)
+        said = await self._desk.command(actor, f"/ticket {text}", self._context(interaction))
+        await self.deliver(said, interaction, actor)
+
+    async def on_button(self, interaction: discord.Interaction, action: str, ticket: int) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = await self._actor(interaction.user)
+        command = Claim(ticket) if action == "claim" else Resolve(ticket)
+        await self.deliver(await self._desk.execute(actor, command), interaction, actor)
+
+    async def _request_command(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(RequestForm())
+
+    async def on_request_form(self, interaction: discord.Interaction, form: RequestForm) -> None:
+        try:
+            priority = Priority(form.urgency.value.strip().lower() or "normal")
+        except ValueError:
+            await interaction.response.send_message(
+                "Please give the urgency as low, normal, high or urgent.", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = await self._actor(interaction.user)
+        dm = await interaction.user.create_dm()
+        request = Request(form.description.value, form.category.value.strip() or None, priority)
+        said = await self._desk.execute(actor, request, Conversation(PLATFORM, str(dm.id), None, None))
+        await self.deliver(said, interaction, actor)
+        if not interaction.is_expired():
+            await interaction.followup.send(
+                "Thanks, your request is in: I've written to you in a DM.", ephemeral=True
+            )
+
+    async def ticket_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        actor = await self._actor(interaction.user)
+        overview = await self._desk.overview(actor)
+        if overview is None:
+            return []
+        lines = [*overview.mine, *overview.unclaimed]
+        wanted = current.lstrip("#")
+        return [
+            app_commands.Choice(
+                name=f"#{line.number} · {line.customer_name}: {line.subject}"[:100], value=line.number
+            )
+            for line in lines
+            if not wanted or str(line.number).startswith(wanted)
+        ][:25]
+
+    async def queue_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        names = [q.name for q in self._desk.policy.queues]
+        return [app_commands.Choice(name=n, value=n) for n in names if n.startswith(current.lower())][:25]
+
+    # --- people ---------------------------------------------------------------------------------
+
+    async def _actor(self, user: discord.User | discord.Member) -> Actor:
+        person = Person(PLATFORM, str(user.id), user.display_name)
+        return Actor(person, Role.AGENT if await self._is_agent(user) else Role.CUSTOMER)
+
+    async def _is_agent(self, user: discord.User | discord.Member) -> bool:
+        """Holders of DISCORD_AGENT_ROLE (its id or its name); in DMs, looked up in DISCORD_GUILD_ID."""
+        member = user if isinstance(user, discord.Member) else await self._member(user.id)
+        if member is None:
+            return False
+        role = self.settings.agent_role or ""
+        return any(str(r.id) == role or r.name == role for r in member.roles)
+
+    async def _member(self, user_id: int) -> discord.Member | None:
+        guild = self.client.get_guild(self.settings.guild_id) if self.settings.guild_id else None
+        if guild is None:
+            return None
+        try:
+            return guild.get_member(user_id) or await guild.fetch_member(user_id)
+        except discord.HTTPException:
+            return None
+
+    def _context(self, interaction: discord.Interaction) -> Conversation | None:
+        """Where a command was typed: a ticket's thread lets the #id be left out."""
+        channel = interaction.channel
+        guild = str(interaction.guild_id) if interaction.guild_id else None
+        if isinstance(channel, discord.Thread):
+            if channel.parent_id == self.agent_channel:
+                return Conversation(PLATFORM, str(self.agent_channel), str(channel.id), guild)
+            return Conversation(PLATFORM, str(channel.id), str(channel.id), guild)
+        if channel is None:
+            return None
+        return Conversation(PLATFORM, str(channel.id), None, guild)
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        messages: list[Outgoing],
+        interaction: discord.Interaction | None = None,
+        actor: Actor | None = None,
+    ) -> None:
+        """Send what the desk said; answers meant only for the person who acted are ephemeral."""
+        for message in messages:
+            try:
+                if interaction is not None and actor is not None and _only_for(message, actor):
+                    for piece in split_text(message.text, MESSAGE_LIMIT):
+                        await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS)
+                else:
+                    await self._post(message)
+            except discord.HTTPException as error:
+                log.error("Discord: could not deliver a message: %s", error)
+            except Exception:
+                log.exception("Discord: could not deliver a message")
+
+    async def _post(self, message: Outgoing) -> None:
+        audience = message.audience
+        if isinstance(message, CustomerMessage):
+            await self._to_customer(message)
+            return
+        assert isinstance(message, StaffMessage)
+        if isinstance(audience, ToAgent):
+            user = await self.client.fetch_user(int(audience.person.user_id))
+            await self._send(await user.create_dm(), message.text)
+            return
+        assert isinstance(audience, ToAgents)
+        if message.kind is StaffKind.CARD and message.card is not None:
+            await self._post_card(message.card, message.text)
+            return
+        thread = audience.staff_thread
+        if thread is None and audience.ticket_number is not None:
+            async with self._card_lock(audience.ticket_number):
+                thread = await self._desk.card_of(audience.ticket_number, PLATFORM)
+        target = int(thread.message_id) if thread else self.agent_channel
+        await self._send(await self._channel(target), message.text)
+
+    async def _post_card(self, card: TicketCard, text: str) -> None:
+        async with self._card_lock(card.number):
+            channel = await self._channel(self.agent_channel)
+            embed = discord.Embed(
+                title=f"#{card.number} · {card.subject}"[:256],
+                description=text[:EMBED_DESCRIPTION_LIMIT],
+                colour=PRIORITY_COLOURS.get(card.priority, 0x3498DB),
+            )
+            view = discord.ui.View(timeout=None)
+            view.add_item(TicketButton("claim", card.number))
+            view.add_item(TicketButton("resolve", card.number))
+            posted = await channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS)
+            await posted.create_thread(name=f"#{card.number} {card.customer_name}"[:100])
+            await self._desk.attach_card(card.number, PLATFORM, MessageRef(str(channel.id), str(posted.id)))
+
+    async def _to_customer(self, message: CustomerMessage) -> None:
+        where = message.audience.conversation
+        person = message.audience.person
+        try:
+            if where is None:
+                user = await self.client.fetch_user(int(person.user_id))
+                await self._send(await user.create_dm(), message.text)
+            else:
+                await self._send(await self._channel(int(where.channel_id)), message.text)
+        except discord.Forbidden as error:
+            if error.code != CANNOT_DM or message.audience.ticket_number is None:
+                raise
+            await self._dm_failed(message)
+
+    async def _dm_failed(self, message: CustomerMessage) -> None:
+        """The customer takes no DMs from us: reach them in a private thread of a support channel, and
+        tell the agents in the ticket's staff thread."""
+        number = message.audience.ticket_number
+        assert number is not None
+        person = message.audience.person
+        where = "nowhere I can reach them"
+        if self.settings.support_channels:
+            channel = await self._channel(self.settings.support_channels[0])
+            assert isinstance(channel, discord.TextChannel)
+            thread = await channel.create_thread(
+                name=f"Ticket #{number}", type=discord.ChannelType.private_thread, invitable=False
+            )
+            await thread.add_user(discord.Object(id=int(person.user_id)))
+            await self._send(thread, message.text)
+            where = f"a private thread instead: <#{thread.id}>"
+        card = await self._desk.card_of(number, PLATFORM)
+        target = await self._channel(int(card.message_id) if card else self.agent_channel)
+        await self._send(
+            target,
+            f"#{number}: {person.display_name} doesn't accept DMs from this server, so I posted to {where}.",
+        )
+
+    async def _send(self, channel: Any, text: str) -> None:
+        for piece in split_text(text, MESSAGE_LIMIT):
+            await channel.send(piece, allowed_mentions=NO_PINGS)
+
+    async def _channel(self, channel_id: int) -> Any:
+        return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+
+    def _card_lock(self, ticket_number: int) -> asyncio.Lock:
+        return self._card_locks.setdefault(ticket_number, asyncio.Lock())
+
+
+def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
+    """`/ticket <verb>`: options become the shared grammar's text, so Discord means what Slack means."""
+    group = app_commands.Group(name="ticket", description="Work support tickets")
+    tickets = adapter.ticket_choices
+
+    def ref(ticket: int | None) -> str:
+        return f"#{ticket}" if ticket else ""
+
+    for verb, purpose in (
+        ("claim", "Take a ticket; the customer learns who is helping them"),
+        ("release", "Put your ticket back in its queue"),
+        ("pending", "Mark it as waiting on the customer"),
+        ("reopen", "Reopen a resolved ticket"),
+        ("show", "See the ticket, its conversation and its notes"),
+    ):
+        group.add_command(_only_ticket_command(adapter, verb, purpose, ref, tickets))
+    for verb, purpose, required in (
+        ("reply", "Answer the customer", True),
+        ("note", "Add an internal note (never shown to the customer)", True),
+        ("hold", "Put it on hold while a colleague or vendor helps", True),
+        ("resolve", "Mark it resolved (the summary stays internal)", False),
+    ):
+        group.add_command(_text_command(adapter, verb, purpose, required, ref, tickets))
+
+    @group.command(name="transfer", description="Hand the ticket to an agent or a queue")
+    @app_commands.autocomplete(ticket=tickets)
+    @app_commands.autocomplete(queue=adapter.queue_choices)
+    async def transfer(
+        interaction: discord.Interaction,
+        ticket: int | None = None,
+        agent: discord.Member | None = None,
+        queue: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if agent is not None and await adapter._is_agent(agent):
+            await adapter._desk.register_agents([Person(PLATFORM, str(agent.id), agent.display_name)])
+        target = f"<@{agent.id}>" if agent else (queue or "")
+        await adapter.run_command(interaction, f"transfer {ref(ticket)} {target} {reason or ''}")
+
+    @group.command(name="priority", description="Change a ticket's priority")
+    @app_commands.autocomplete(ticket=tickets)
+    async def priority(
+        interaction: discord.Interaction,
+        level: Literal["low", "normal", "high", "urgent"],
+        ticket: int | None = None,
+    ) -> None:
+        await adapter.run_command(interaction, f"priority {ref(ticket)} {level}")
+
+    @group.command(name="queue", description="List unclaimed tickets")
+    @app_commands.autocomplete(name=adapter.queue_choices)
+    async def queue(interaction: discord.Interaction, name: str | None = None) -> None:
+        await adapter.run_command(interaction, f"queue {name or ''}")
+
+    @group.command(name="mine", description="List the tickets you are working on")
+    async def mine(interaction: discord.Interaction) -> None:
+        await adapter.run_command(interaction, "mine")
+
+    @group.command(name="help", description="How the ticket commands work")
+    async def help_(interaction: discord.Interaction, verb: str | None = None) -> None:
+        await adapter.run_command(interaction, f"help {verb or ''}")
+
+    return group
+
+
+def _only_ticket_command(
+    adapter: DiscordAdapter, verb: str, purpose: str, ref: Any, tickets: Any
+) -> app_commands.Command:
+    async def callback(interaction: discord.Interaction, ticket: int | None = None) -> None:
+        await adapter.run_command(interaction, f"{verb} {ref(ticket)}")
+
+    command: app_commands.Command[Any, Any, None] = app_commands.Command(
+        name=verb, description=purpose, callback=callback
+    )
+    command.autocomplete("ticket")(tickets)
+    return command
+
+
+def _text_command(
+    adapter: DiscordAdapter, verb: str, purpose: str, required: bool, ref: Any, tickets: Any
+) -> app_commands.Command:
+    if required:
+
+        async def callback(interaction: discord.Interaction, text: str, ticket: int | None = None) -> None:
+            await adapter.run_command(interaction, f"{verb} {ref(ticket)} {text}")
+
+    else:
+
+        async def callback(  # type: ignore[misc]
+            interaction: discord.Interaction, ticket: int | None = None, text: str | None = None
+        ) -> None:
+            await adapter.run_command(interaction, f"{verb} {ref(ticket)} {text or ''}")
+
+    command: app_commands.Command[Any, Any, None] = app_commands.Command(
+        name=verb, description=purpose, callback=callback
+    )
+    command.autocomplete("ticket")(tickets)
+    return command
+
+
+def _only_for(message: Outgoing, actor: Actor) -> bool:
+    audience = message.audience
+    if isinstance(audience, ToAgent):
+        return audience.person.user_id == actor.person.user_id
+    if isinstance(message, CustomerMessage):
+        return (
+            message.audience.ticket_number is None and message.audience.person.user_id == actor.person.user_id
+        )
+    return False
+
+
+def _guild(message: discord.Message) -> str | None:
+    return str(message.guild.id) if message.guild else None
+
+
+def _attachments_note(message: discord.Message) -> str:
+    names = [a.filename for a in message.attachments]
+    return f"(shared {', '.join(names)})" if names else ""
