@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from adapters.bootstrap import StartupError, build, migrate
 from adapters.console.desk import ConsoleDesk, stdin_lines
-from adapters.router import Router
+from adapters.discord.config import DiscordSettings
+from adapters.router import Adapter, Router
 from adapters.slack.config import SlackSettings
 from bot.clock import OffsetClock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
@@ -30,9 +31,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply schema migrations")
+    discord_parser = commands.add_parser("discord", help="Discord set-up helpers")
+    discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True)
+    discord_commands.add_parser("invite-url", help="print the bot's invite URL with exactly its permissions")
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "discord":
+            from adapters.discord.adapter import invite_url
+
+            print(invite_url(load_settings(DiscordSettings)))
+            return 0
         settings: Settings = load_settings()
         if args.command == "db":
             where = asyncio.run(migrate(settings))
@@ -49,12 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def run_adapters(settings: Settings) -> int:
     """Start every adapter whose credentials are configured, in one event loop; none: the console."""
     slack = load_settings(SlackSettings)
-    if not slack.configured:
+    discord = load_settings(DiscordSettings)
+    if not slack.configured and not discord.configured:
         return await run_console(settings)
     runtime = await build(settings, SystemClock())
-    from adapters.slack.adapter import SlackAdapter
+    adapters: list[Adapter] = []
+    if slack.configured:
+        from adapters.slack.adapter import SlackAdapter
 
-    router = Router([SlackAdapter(slack, runtime.desk, runtime.engine)])
+        adapters.append(SlackAdapter(slack, runtime.desk, runtime.engine))
+    if discord.configured:
+        from adapters.discord.adapter import DiscordAdapter
+
+        adapters.append(DiscordAdapter(discord, runtime.desk))
+    router = Router(adapters)
     scheduler = DueWorkScheduler(runtime.desk, router.deliver)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

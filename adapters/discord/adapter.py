@@ -15,6 +15,7 @@ from discord import app_commands
 from adapters.discord.config import DiscordSettings
 from adapters.text import split_text
 from bot.commands import Actor, Claim, IncomingMessage, Request, Resolve
+from bot.config import ConfigError
 from bot.desk import Desk
 from bot.domain import Priority, Role
 from bot.messages import (
@@ -64,7 +65,7 @@ def intents() -> discord.Intents:
 def invite_url(settings: DiscordSettings) -> str:
     app_id = settings.app_id()
     if app_id is None:
-        raise ValueError("DISCORD_APPLICATION_ID: set it (or DISCORD_TOKEN) to print an invite URL")
+        raise ConfigError("DISCORD_APPLICATION_ID: set it (or DISCORD_TOKEN) to print an invite URL")
     return discord.utils.oauth_url(
         app_id, permissions=BOT_PERMISSIONS, scopes=("bot", "applications.commands")
     )
