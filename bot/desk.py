@@ -53,6 +53,7 @@ from bot.grammar import ParseError, help_text, parse
 from bot.messages import (
     Conversation,
     CustomerMessage,
+    Handover,
     InternalText,
     MessageRef,
     Outgoing,
@@ -478,7 +479,7 @@ class Desk:
         await _assign(work, ticket, agent, agent)
         customer = await self._customer_of(work, ticket)
         await self._say_to_customer(work, ticket, customer, voice.claimed(customer, ticket, agent))
-        work.say(staff(_agents_about(ticket), voice.claimed_update(ticket, agent)))
+        work.say(_owner_update(ticket, agent, voice.claimed_update(ticket, agent)))
         await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
 
     async def _release(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
@@ -509,7 +510,7 @@ class Desk:
         if ticket.assignee_id is None:
             await _log(work, ticket, "claimed", agent.display_name, by_replying=True)
             await _assign(work, ticket, agent, agent)
-            work.say(staff(_agents_about(ticket), voice.claimed_update(ticket, agent)))
+            work.say(_owner_update(ticket, agent, voice.claimed_update(ticket, agent)))
         await _record(work, ticket, EntryKind.REPLY, actor.person, text, message_id)
         old = ticket.agent_answered(work.now)
         if old is not None:
@@ -552,7 +553,7 @@ class Desk:
             owner = ToAgent(_person_of(target), ticket.workspace_id)
             heading = voice.handed_to_you(ticket, agent, reason)
             update = voice.transferred_update(ticket, agent, target.display_name, reason)
-            work.say(staff(_agents_about(ticket), update))
+            work.say(_owner_update(ticket, target, update))
             customer_text = voice.now_with_agent(customer, ticket, target)
         else:
             queue = command.target.name
@@ -760,6 +761,14 @@ def _require_workable(actor: Actor, ticket: Ticket) -> None:
         raise Refusal(_private(actor, voice.closed(ticket)))
     if ticket.status is Status.RESOLVED:
         raise Refusal(_private(actor, voice.reopen_first(ticket)))
+
+
+def _owner_update(ticket: Ticket, owner: Agent, text: str) -> StaffMessage:
+    """Tell the agents who owns the ticket now, with what adapters need to bring the owner in."""
+    assert ticket.number is not None
+    where = Conversation(ticket.platform, ticket.channel_id, ticket.thread_id, ticket.workspace_id)
+    handover = Handover(ticket.number, _person_of(owner), where)
+    return StaffMessage(_agents_about(ticket), (text,), StaffKind.UPDATE, handover=handover)
 
 
 def _agents_about(ticket: Ticket) -> ToAgents:

@@ -127,6 +127,16 @@ class TicketCard:
 
 
 @dataclass(frozen=True, slots=True)
+class Handover:
+    """A ticket now belongs to this agent; its customer conversation is here. Adapters whose
+    conversations have members (Discord's private threads) bring the agent in."""
+
+    ticket_number: int
+    agent: Person
+    conversation: Conversation
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerMessage:
     """Something a customer will read. Only plain text is accepted, and mass mentions are defused."""
 
@@ -147,6 +157,7 @@ class StaffMessage:
     parts: tuple[str | InternalText, ...]
     kind: StaffKind = StaffKind.INFO
     card: TicketCard | None = field(default=None)
+    handover: Handover | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.audience, ToAgents | ToAgent):

@@ -218,3 +218,19 @@ async def test_has_message_tells_whether_a_platform_message_is_recorded(h: Harne
     assert not await h.desk.has_message("slack", f"{SUPPORT}:100.1")
     await opened_in_thread(h)
     assert await h.desk.has_message("slack", f"{SUPPORT}:100.1")
+
+
+async def test_a_new_owner_comes_with_a_handover_naming_the_customer_conversation(h: Harness):
+    await opened_in_thread(h)
+    ben = agent("Ben Okafor", user_id="UBEN")
+    await h.desk.register_agents([ben.person])
+    claimed = await h.run(ANA, "/ticket claim #1")
+    update = next(m for m in claimed if isinstance(m, StaffMessage) and m.handover is not None)
+    assert update.kind is StaffKind.UPDATE
+    assert update.handover.agent == ANA.person
+    assert update.handover.conversation == thread("100.1")
+    moved = await h.run(ANA, "/ticket transfer #1 @UBEN knows the courier")
+    handover = next(m.handover for m in moved if isinstance(m, StaffMessage) and m.handover)
+    assert handover.agent.user_id == "UBEN"
+    queued = await h.run(ben, "/ticket transfer #1 billing")
+    assert not [m for m in queued if isinstance(m, StaffMessage) and m.handover], "a queue joins nothing"

@@ -21,6 +21,7 @@ from bot.domain import Priority, Role
 from bot.messages import (
     Conversation,
     CustomerMessage,
+    Handover,
     MessageRef,
     Outgoing,
     Person,
@@ -368,6 +369,17 @@ class DiscordAdapter:
                 thread = await self._desk.card_of(audience.ticket_number, PLATFORM)
         target = int(thread.message_id) if thread else self.agent_channel
         await self._send(await self._channel(target), message.text)
+        if message.handover is not None:
+            await self._bring_in(message.handover)
+
+    async def _bring_in(self, handover: Handover) -> None:
+        """The ticket's new owner joins the customer's private thread (DM tickets have none)."""
+        where = handover.conversation
+        if where.platform != PLATFORM or where.thread_id is None:
+            return
+        thread = await self._channel(int(where.thread_id))
+        if isinstance(thread, discord.Thread):
+            await thread.add_user(discord.Object(id=int(handover.agent.user_id)))
 
     async def _post_card(self, card: TicketCard, text: str) -> None:
         async with self._card_lock(card.number):
