@@ -11,6 +11,14 @@ The fake checks what Slack checks where a mistake would otherwise go unnoticed: 
 arguments, and the Block Kit limits (50 blocks per message, 100 per view, 3,000 characters per section,
 24 per modal title). It can be told to answer the next calls of a method with HTTP 429 (`Retry-After`) or
 HTTP 500, as Slack does under load.
+
+It also speaks Socket Mode. `apps.connections.open`, called with an app-level token (`xapp-…`), hands out
+a single-use `ws://` URL on this server; a client that connects there is greeted with `hello`, as by
+Slack. `deliver_envelope()` sends an `events_api`, `slash_commands` or `interactive` envelope to the
+connected client and returns its `envelope_id`; every frame the client sends back is recorded in `acks`
+(an acknowledgement is JSON with the `envelope_id`, and a `payload` when the app answers with one, such
+as a modal's validation errors). `send_disconnect()` asks the client to reconnect, as Slack does before
+it recycles a connection.
 """
 
 from __future__ import annotations
@@ -19,14 +27,17 @@ import asyncio
 import base64
 import itertools
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 BOT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
 INSTALLED_TOKEN = "xoxb-installed-t1"
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -43,6 +54,8 @@ SECTION_TEXT_MAX = 3_000
 HEADER_TEXT_MAX = 150
 MODAL_TITLE_MAX = 24
 RESPONSE_URL_USES = 5
+APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
+"""Methods that take the app-level token (`xapp-…`) and refuse bot tokens, as on Slack."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,37 @@ class Response:
         return str(self.body.get("text", ""))
 
 
+@dataclass(frozen=True)
+class Ack:
+    """A frame a Socket Mode client sent back: normally the acknowledgement of one envelope."""
+
+    raw: str
+    message: dict[str, Any] | None  # the JSON, or None when the frame was not a JSON object
+    calls_before: int  # how many Web API calls had been recorded when it arrived
+    connection: int  # which connection (index into `FakeSlack.connections`) it came on
+    received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def envelope_id(self) -> str | None:
+        return (self.message or {}).get("envelope_id")
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """What the app answered with the acknowledgement (None: a plain ack)."""
+        return (self.message or {}).get("payload")
+
+
+@dataclass
+class Connection:
+    """One Socket Mode WebSocket connection, from the client's connect to its close."""
+
+    ticket: str
+    socket: web.WebSocketResponse
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+    close_code: int | None = None
+
+
 @dataclass
 class _Failure:
     status: int
@@ -100,12 +144,18 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     responses: list[Response] = field(default_factory=list)
     url: str = ""
+    app_tokens: set[str] = field(default_factory=lambda: {APP_TOKEN})
+    acks: list[Ack] = field(default_factory=list)
+    connections: list[Connection] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
         self._failures: dict[str, list[_Failure]] = {}
         self._runner: web.AppRunner | None = None
+        self._tickets: set[str] = set()
+        self._stopping = False
+        self._envelopes = itertools.count(1)
 
     # --- set-up -----------------------------------------------------------------------------------
 
@@ -115,6 +165,7 @@ class FakeSlack:
             [
                 web.route("*", "/api/{method}", self._api),
                 web.post("/respond/{key}", self._respond),
+                web.get("/link/", self._link),
             ]
         )
         self._runner = web.AppRunner(app)
@@ -125,6 +176,9 @@ class FakeSlack:
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._stopping = True  # a client still running gets no new connection
+        for connection in self.open_connections:
+            await connection.socket.close(code=1001, message=b"going away")
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -159,6 +213,57 @@ class FakeSlack:
         `status` (429 carries Retry-After), or with status 200 and `{"ok": false, "error": error}`, as
         Slack reports a refused call."""
         self._failures.setdefault(method, []).append(_Failure(status, times, retry_after, error, match))
+
+    # --- Socket Mode ------------------------------------------------------------------------------
+
+    @property
+    def open_connections(self) -> list[Connection]:
+        return [c for c in self.connections if not c.closed]
+
+    async def deliver_envelope(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        envelope_id: str | None = None,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+    ) -> str:
+        """Send one envelope (`events_api`, `slash_commands` or `interactive`) over the newest open
+        connection, in Slack's shape; returns its envelope_id. Slack says whether it accepts a response
+        payload: for slash commands, modal submissions and option requests; events carry their retry
+        attempt (0 on first delivery) and reason."""
+        if kind not in ("events_api", "slash_commands", "interactive"):
+            raise ValueError(f"Slack sends no {kind!r} envelopes")
+        if not self.open_connections:
+            raise AssertionError(f"no Socket Mode client is connected; recorded:\n{self.transcript()}")
+        if accepts_response_payload is None:
+            accepts_response_payload = kind == "slash_commands" or (
+                kind == "interactive" and payload.get("type") in ("view_submission", "block_suggestion")
+            )
+        envelope_id = envelope_id or f"env-{next(self._envelopes):04d}-{uuid.uuid4().hex[:12]}"
+        message: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if kind == "events_api":
+            message["retry_attempt"] = retry_attempt or 0
+            message["retry_reason"] = retry_reason or ""
+        await self._send(self.open_connections[-1], message)
+        return envelope_id
+
+    async def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the connected client to reconnect, as Slack does before it recycles a connection."""
+        if not self.open_connections:
+            raise AssertionError("no Socket Mode client is connected")
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        await self._send(self.open_connections[-1], message)
+
+    def acks_for(self, envelope_id: str) -> list[Ack]:
+        return [a for a in list(self.acks) if a.envelope_id == envelope_id]
 
     # --- reading what happened ------------------------------------------------------------------
 
@@ -204,6 +309,7 @@ class FakeSlack:
             for c in list(self.calls)
         ]
         lines += [f"  respond/{r.key} {json.dumps(r.body)[:300]}" for r in list(self.responses)]
+        lines += [f"  socket ack {a.raw[:300]}" for a in list(self.acks)]
         return "\n".join(lines) or "  (nothing)"
 
     # --- the server -----------------------------------------------------------------------------
@@ -239,6 +345,8 @@ class FakeSlack:
         token = headers.get("Authorization", "").removeprefix("Bearer ")
         if handler is None:
             answer = _error("unknown_method")
+        elif method in APP_LEVEL_METHODS:
+            answer = self._app_level(handler, token, params, headers)
         elif method != "oauth.v2.access" and not token:
             answer = _error("not_authed")
         elif method != "oauth.v2.access" and token not in self.tokens:
@@ -267,6 +375,59 @@ class FakeSlack:
                 failure.remaining -= 1
                 return failure
         return None
+
+    def _app_level(
+        self,
+        handler: Callable[..., dict[str, Any]],
+        token: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+    ) -> dict[str, Any]:
+        if not token:
+            return _error("not_authed")
+        if token in self.tokens:
+            return _error("not_allowed_token_type")
+        if token not in self.app_tokens:
+            return _error("invalid_auth")
+        return handler(params, headers)
+
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        """The Socket Mode WebSocket: one connection per ticket from apps.connections.open."""
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets or self._stopping:
+            return web.Response(status=401, text="invalid or used ticket")
+        self._tickets.discard(ticket)
+        socket = web.WebSocketResponse(autoping=True, timeout=2.0)  # waits 2 s at most for a close
+        await socket.prepare(request)
+        connection = Connection(ticket, socket)
+        self.connections.append(connection)
+        index = len(self.connections) - 1
+        try:
+            hello = {
+                "type": "hello",
+                "num_connections": len(self.open_connections),
+                "debug_info": {"host": "applink-fake", "approximate_connection_time": 3600},
+                "connection_info": {"app_id": APP_ID},
+            }
+            await self._send(connection, hello)
+            async for frame in socket:
+                if frame.type == WSMsgType.TEXT:
+                    try:
+                        parsed = json.loads(frame.data)
+                    except ValueError:
+                        parsed = None
+                    message = parsed if isinstance(parsed, dict) else None
+                    self.acks.append(Ack(frame.data, message, len(self.calls), index))
+                elif frame.type == WSMsgType.ERROR:
+                    break
+        finally:
+            connection.closed = True
+            connection.close_code = socket.close_code
+        return socket
+
+    async def _send(self, connection: Connection, message: dict[str, Any]) -> None:
+        connection.sent.append(message)
+        await connection.socket.send_str(json.dumps(message))
 
     async def _respond(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
@@ -368,6 +529,12 @@ class FakeSlack:
         if problem:
             return _error("invalid_arguments", problem)
         return {"ok": True, "view": {**view, "id": f"V{next(self._views)}", "team_id": TEAM_ID}}
+
+    def _apps_connections_open(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        ws_url = self.url.replace("http://", "ws://", 1)
+        return {"ok": True, "url": f"{ws_url}/link/?ticket={ticket}&app_id={APP_ID}"}
 
     def _oauth_v2_access(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         client_id, client_secret = _basic_auth(headers) or (
