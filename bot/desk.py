@@ -184,6 +184,22 @@ class Desk:
 
         await self._run(attach)
 
+    async def relocate(self, ticket_number: int, conversation: Conversation) -> None:
+        """The customer is reachable somewhere else now (a DM they refuse, replaced by a private
+        thread): their messages there belong to the ticket, and what we say goes there."""
+
+        async def move(work: _Work) -> None:
+            ticket = await work.uow.tickets.get(ticket_number)
+            if ticket is None or ticket.platform != conversation.platform:
+                return
+            before = (ticket.channel_id, ticket.thread_id)
+            ticket.channel_id, ticket.thread_id = conversation.channel_id, conversation.thread_id
+            ticket.workspace_id = conversation.workspace_id or ticket.workspace_id
+            ticket.updated_at = work.now
+            await _log(work, ticket, "moved", "Relaydesk", old=":".join(filter(None, before)))
+
+        await self._run(move)
+
     async def has_message(self, platform: str, message_id: str) -> bool:
         """Whether a platform message was already recorded: adapters that must act before the desk
         does (opening a thread for a ticket, say) check this first, so a redelivery does nothing."""

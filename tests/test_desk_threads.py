@@ -234,3 +234,15 @@ async def test_a_new_owner_comes_with_a_handover_naming_the_customer_conversatio
     assert handover.agent.user_id == "UBEN"
     queued = await h.run(ben, "/ticket transfer #1 billing")
     assert not [m for m in queued if isinstance(m, StaffMessage) and m.handover], "a queue joins nothing"
+
+
+async def test_a_relocated_ticket_is_answered_and_found_in_its_new_place(h: Harness):
+    await h.write(DANA, "Hello", Conversation("discord", "D-1"), message_id="m1")
+    new_place = Conversation("discord", "T-9", "T-9", "G1")
+    await h.desk.relocate(1, new_place)
+    out = await h.write(DANA, "Still there?", new_place, message_id="m2")
+    assert next(m for m in out if isinstance(m, StaffMessage)).audience.ticket_number == 1
+    claimed = await h.run(ANA, "/ticket claim #1")
+    told = next(m for m in claimed if isinstance(m, CustomerMessage))
+    assert told.audience.conversation == new_place
+    assert h.store.events_for(1, "moved")[0].detail == {"old": "D-1"}
