@@ -14,10 +14,33 @@ from discord import app_commands
 
 from adapters.discord.config import DiscordSettings
 from adapters.text import split_text
-from bot.commands import Actor, Claim, IncomingMessage, Request, Resolve
+from bot.commands import (
+    Actor,
+    AgentMention,
+    Claim,
+    Command,
+    Help,
+    Hold,
+    IncomingMessage,
+    ListQueue,
+    Mine,
+    Note,
+    Pending,
+    QueueName,
+    Release,
+    Reopen,
+    Reply,
+    Request,
+    Resolve,
+    SetPriority,
+    Show,
+    TicketCommand,
+    Transfer,
+)
 from bot.config import ConfigError
 from bot.desk import Desk
 from bot.domain import Priority, Role
+from bot.grammar import VERBS
 from bot.messages import (
     Conversation,
     CustomerMessage,
@@ -160,6 +183,7 @@ class DiscordAdapter:
         self._desk = desk
         self.client = RelaydeskClient(self)
         self._card_locks: dict[int, asyncio.Lock] = {}
+        self._in_flight: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -181,9 +205,19 @@ class DiscordAdapter:
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
         key = str(message.id)
-        if await self._desk.has_message(PLATFORM, key):
-            return  # seen before (a gateway resume replays events)
         text = message.content or _attachments_note(message)
+        if not text.strip():
+            return  # a sticker, or no Message Content intent: nothing a ticket could hold
+        if key in self._in_flight:
+            return  # the same message, replayed while we still work on it
+        self._in_flight.add(key)
+        try:
+            if not await self._desk.has_message(PLATFORM, key):  # a gateway resume replays events
+                await self._handle_message(message, key, text)
+        finally:
+            self._in_flight.discard(key)
+
+    async def _handle_message(self, message: discord.Message, key: str, text: str) -> None:
         actor = await self._actor(message.author)
         channel = message.channel
         if isinstance(channel, discord.Thread) and channel.parent_id == self.agent_channel:
@@ -207,12 +241,20 @@ class DiscordAdapter:
         if channel.id not in self.settings.support_channels or actor.is_agent:
             return None
         assert isinstance(channel, discord.TextChannel)
-        thread = await channel.create_thread(
-            name=f"{message.author.display_name}: {message.content or 'new ticket'}"[:100],
-            type=discord.ChannelType.private_thread,
-            invitable=False,
-        )
-        await thread.add_user(message.author)
+        try:
+            thread = await channel.create_thread(
+                name=f"{message.author.display_name}: {message.content or 'new ticket'}"[:100],
+                type=discord.ChannelType.private_thread,
+                invitable=False,
+            )
+            await thread.add_user(message.author)
+        except discord.HTTPException as error:
+            log.warning(
+                "Discord: cannot open a private thread in %s (%s); answering in the channel",
+                channel.id,
+                error,
+            )
+            return Conversation(PLATFORM, str(channel.id), str(message.id), guild)
         return Conversation(PLATFORM, str(thread.id), str(thread.id), guild)
 
     async def on_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -235,11 +277,13 @@ class DiscordAdapter:
             )
         )
 
-    async def run_command(self, interaction: discord.Interaction, text: str) -> None:
-        """A /ticket subcommand, as grammar text: deferred at once, answered privately after."""
+    async def run_command(self, interaction: discord.Interaction, command: Command) -> None:
+        """A /ticket subcommand: its options are already the command the grammar would have parsed,
+        so text stays text (a reply starting with "#2" is not about ticket #2). Deferred at once,
+        answered privately after."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         actor = await self._actor(interaction.user)
-        said = await self._desk.command(actor, f"/ticket {text}", self._context(interaction))
+        said = await self._desk.execute(actor, command, self._context(interaction))
         await self.deliver(said, interaction, actor)
 
     async def on_button(self, interaction: discord.Interaction, action: str, ticket: int) -> None:
@@ -264,11 +308,8 @@ class DiscordAdapter:
         dm = await interaction.user.create_dm()
         request = Request(form.description.value, form.category.value.strip() or None, priority)
         said = await self._desk.execute(actor, request, Conversation(PLATFORM, str(dm.id), None, None))
-        await self.deliver(said, interaction, actor)
-        if not interaction.is_expired():
-            await interaction.followup.send(
-                "Thanks, your request is in: I've written to you in a DM.", ephemeral=True
-            )
+        thanks = "Thanks, your request is in: I've written to you in a DM."
+        await self.deliver(said, interaction, actor, done=thanks)
 
     async def ticket_choices(
         self, interaction: discord.Interaction, current: str
@@ -335,19 +376,30 @@ class DiscordAdapter:
         messages: list[Outgoing],
         interaction: discord.Interaction | None = None,
         actor: Actor | None = None,
+        done: str = "Done.",
     ) -> None:
-        """Send what the desk said; answers meant only for the person who acted are ephemeral."""
-        for message in messages:
+        """Send what the desk said; answers meant only for the person who acted are ephemeral, and a
+        deferred interaction always gets one. Cards go first, so their staff threads exist for the rest."""
+        answered = False
+        for message in sorted(
+            messages, key=lambda m: not (isinstance(m, StaffMessage) and m.kind is StaffKind.CARD)
+        ):
             try:
                 if interaction is not None and actor is not None and _only_for(message, actor):
                     for piece in split_text(message.text, MESSAGE_LIMIT):
                         await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS)
+                    answered = True
                 else:
                     await self._post(message)
             except discord.HTTPException as error:
                 log.error("Discord: could not deliver a message: %s", error)
             except Exception:
                 log.exception("Discord: could not deliver a message")
+        if interaction is not None and not answered:
+            try:
+                await interaction.followup.send(done, ephemeral=True)
+            except discord.HTTPException as error:
+                log.error("Discord: could not answer an interaction: %s", error)
 
     async def _post(self, message: Outgoing) -> None:
         audience = message.audience
@@ -424,6 +476,8 @@ class DiscordAdapter:
                 name=f"Ticket #{number}", type=discord.ChannelType.private_thread, invitable=False
             )
             await thread.add_user(discord.Object(id=int(person.user_id)))
+            guild = str(thread.guild.id) if thread.guild else None
+            await self._desk.relocate(number, Conversation(PLATFORM, str(thread.id), str(thread.id), guild))
             await self._send(thread, message.text)
             where = f"a private thread instead: <#{thread.id}>"
         card = await self._desk.card_of(number, PLATFORM)
@@ -445,30 +499,29 @@ class DiscordAdapter:
 
 
 def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
-    """`/ticket <verb>`: options become the shared grammar's text, so Discord means what Slack means."""
+    """`/ticket <verb>`: Discord's options map onto the core's commands, so Discord means what Slack
+    and the console mean."""
     group = app_commands.Group(name="ticket", description="Work support tickets")
     tickets = adapter.ticket_choices
+    only_ticket: tuple[tuple[str, type[TicketCommand]], ...] = (
+        ("claim", Claim),
+        ("release", Release),
+        ("pending", Pending),
+        ("reopen", Reopen),
+        ("show", Show),
+    )
+    with_text: tuple[tuple[str, type[TicketCommand], bool], ...] = (
+        ("reply", Reply, True),
+        ("note", Note, True),
+        ("hold", Hold, True),
+        ("resolve", Resolve, False),
+    )
+    for verb, cls in only_ticket:
+        group.add_command(_only_ticket_command(adapter, verb, cls, tickets))
+    for verb, cls, required in with_text:
+        group.add_command(_text_command(adapter, verb, cls, required, tickets))
 
-    def ref(ticket: int | None) -> str:
-        return f"#{ticket}" if ticket else ""
-
-    for verb, purpose in (
-        ("claim", "Take a ticket; the customer learns who is helping them"),
-        ("release", "Put your ticket back in its queue"),
-        ("pending", "Mark it as waiting on the customer"),
-        ("reopen", "Reopen a resolved ticket"),
-        ("show", "See the ticket, its conversation and its notes"),
-    ):
-        group.add_command(_only_ticket_command(adapter, verb, purpose, ref, tickets))
-    for verb, purpose, required in (
-        ("reply", "Answer the customer", True),
-        ("note", "Add an internal note (never shown to the customer)", True),
-        ("hold", "Put it on hold while a colleague or vendor helps", True),
-        ("resolve", "Mark it resolved (the summary stays internal)", False),
-    ):
-        group.add_command(_text_command(adapter, verb, purpose, required, ref, tickets))
-
-    @group.command(name="transfer", description="Hand the ticket to an agent or a queue")
+    @group.command(name="transfer", description=VERBS["transfer"].purpose.capitalize())
     @app_commands.autocomplete(ticket=tickets)
     @app_commands.autocomplete(queue=adapter.queue_choices)
     async def transfer(
@@ -478,66 +531,75 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
         queue: str | None = None,
         reason: str | None = None,
     ) -> None:
-        if agent is not None and await adapter._is_agent(agent):
-            await adapter._desk.register_agents([Person(PLATFORM, str(agent.id), agent.display_name)])
-        target = f"<@{agent.id}>" if agent else (queue or "")
-        await adapter.run_command(interaction, f"transfer {ref(ticket)} {target} {reason or ''}")
+        target: AgentMention | QueueName
+        if agent is not None:
+            if await adapter._is_agent(agent):
+                await adapter._desk.register_agents([Person(PLATFORM, str(agent.id), agent.display_name)])
+            target = AgentMention(str(agent.id))
+        elif queue:
+            target = QueueName(queue.strip().lower())
+        else:
+            await interaction.response.send_message(
+                "Who should take it over? Choose an agent or a queue.", ephemeral=True
+            )
+            return
+        await adapter.run_command(interaction, Transfer(ticket, target, reason or ""))
 
-    @group.command(name="priority", description="Change a ticket's priority")
+    @group.command(name="priority", description=VERBS["priority"].purpose.capitalize())
     @app_commands.autocomplete(ticket=tickets)
     async def priority(
         interaction: discord.Interaction,
         level: Literal["low", "normal", "high", "urgent"],
         ticket: int | None = None,
     ) -> None:
-        await adapter.run_command(interaction, f"priority {ref(ticket)} {level}")
+        await adapter.run_command(interaction, SetPriority(ticket, Priority(level)))
 
-    @group.command(name="queue", description="List unclaimed tickets")
+    @group.command(name="queue", description=VERBS["queue"].purpose.capitalize())
     @app_commands.autocomplete(name=adapter.queue_choices)
     async def queue(interaction: discord.Interaction, name: str | None = None) -> None:
-        await adapter.run_command(interaction, f"queue {name or ''}")
+        await adapter.run_command(interaction, ListQueue(name.strip().lower() if name else None))
 
-    @group.command(name="mine", description="List the tickets you are working on")
+    @group.command(name="mine", description=VERBS["mine"].purpose.capitalize())
     async def mine(interaction: discord.Interaction) -> None:
-        await adapter.run_command(interaction, "mine")
+        await adapter.run_command(interaction, Mine())
 
     @group.command(name="help", description="How the ticket commands work")
     async def help_(interaction: discord.Interaction, verb: str | None = None) -> None:
-        await adapter.run_command(interaction, f"help {verb or ''}")
+        await adapter.run_command(interaction, Help(verb.strip().lower() if verb else None))
 
     return group
 
 
 def _only_ticket_command(
-    adapter: DiscordAdapter, verb: str, purpose: str, ref: Any, tickets: Any
-) -> app_commands.Command:
+    adapter: DiscordAdapter, verb: str, cls: type[TicketCommand], tickets: Any
+) -> app_commands.Command[Any, Any, None]:
     async def callback(interaction: discord.Interaction, ticket: int | None = None) -> None:
-        await adapter.run_command(interaction, f"{verb} {ref(ticket)}")
+        await adapter.run_command(interaction, cls(ticket))  # type: ignore[arg-type]
 
     command: app_commands.Command[Any, Any, None] = app_commands.Command(
-        name=verb, description=purpose, callback=callback
+        name=verb, description=VERBS[verb].purpose.capitalize(), callback=callback
     )
     command.autocomplete("ticket")(tickets)
     return command
 
 
 def _text_command(
-    adapter: DiscordAdapter, verb: str, purpose: str, required: bool, ref: Any, tickets: Any
-) -> app_commands.Command:
+    adapter: DiscordAdapter, verb: str, cls: type[TicketCommand], required: bool, tickets: Any
+) -> app_commands.Command[Any, Any, None]:
     if required:
 
         async def callback(interaction: discord.Interaction, text: str, ticket: int | None = None) -> None:
-            await adapter.run_command(interaction, f"{verb} {ref(ticket)} {text}")
+            await adapter.run_command(interaction, cls(ticket, text))  # type: ignore[call-arg,arg-type]
 
     else:
 
         async def callback(  # type: ignore[misc]
             interaction: discord.Interaction, ticket: int | None = None, text: str | None = None
         ) -> None:
-            await adapter.run_command(interaction, f"{verb} {ref(ticket)} {text or ''}")
+            await adapter.run_command(interaction, cls(ticket, text or ""))  # type: ignore[call-arg,arg-type]
 
     command: app_commands.Command[Any, Any, None] = app_commands.Command(
-        name=verb, description=purpose, callback=callback
+        name=verb, description=VERBS[verb].purpose.capitalize(), callback=callback
     )
     command.autocomplete("ticket")(tickets)
     return command
