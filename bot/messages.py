@@ -181,6 +181,17 @@ class StaffMessage:
 Outgoing = CustomerMessage | StaffMessage
 
 
+def is_private_answer(message: Outgoing, person: Person) -> bool:
+    """Whether a message only answers `person` (the one who acted): a word to them as an agent, or
+    a ticketless answer to a customer. Adapters show these where only that person sees them."""
+    audience = message.audience
+    if isinstance(audience, ToAgent):
+        return audience.person.user_id == person.user_id
+    if isinstance(message, CustomerMessage):
+        return message.audience.ticket_number is None and message.audience.person.user_id == person.user_id
+    return False
+
+
 def staff(
     audience: ToAgents | ToAgent,
     *parts: str | InternalText,

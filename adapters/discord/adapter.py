@@ -53,6 +53,7 @@ from bot.messages import (
     TicketCard,
     ToAgent,
     ToAgents,
+    is_private_answer,
 )
 
 PLATFORM = "discord"
@@ -385,7 +386,7 @@ class DiscordAdapter:
             messages, key=lambda m: not (isinstance(m, StaffMessage) and m.kind is StaffKind.CARD)
         ):
             try:
-                if interaction is not None and actor is not None and _only_for(message, actor):
+                if interaction is not None and actor is not None and is_private_answer(message, actor.person):
                     for piece in split_text(message.text, MESSAGE_LIMIT):
                         await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS)
                     answered = True
@@ -603,17 +604,6 @@ def _text_command(
     )
     command.autocomplete("ticket")(tickets)
     return command
-
-
-def _only_for(message: Outgoing, actor: Actor) -> bool:
-    audience = message.audience
-    if isinstance(audience, ToAgent):
-        return audience.person.user_id == actor.person.user_id
-    if isinstance(message, CustomerMessage):
-        return (
-            message.audience.ticket_number is None and message.audience.person.user_id == actor.person.user_id
-        )
-    return False
 
 
 def _guild(message: discord.Message) -> str | None:

@@ -41,6 +41,7 @@ from bot.messages import (
     StaffMessage,
     ToAgent,
     ToAgents,
+    is_private_answer,
 )
 
 PLATFORM = "slack"
@@ -327,7 +328,7 @@ class SlackAdapter:
         """Post what the desk said. Answers meant only for the person who acted go back ephemerally
         through the interaction's response_url, which takes five messages at most: longer answers go
         to the person's DM with the bot, with a pointer left where they asked."""
-        private = [m for m in messages if actor is not None and _only_for(m, actor)]
+        private = [m for m in messages if actor is not None and is_private_answer(m, actor.person)]
         pieces = [piece for message in private for piece in blocks.chunks(message.text)]
         ephemeral = respond is not None and 0 < len(pieces) <= RESPONSES_PER_URL
         if respond is not None and len(pieces) > RESPONSES_PER_URL:
@@ -412,18 +413,6 @@ def workspace_key(context: Any) -> str | None:
     if enterprise:
         return f"{enterprise}/{team or ''}"
     return team
-
-
-def _only_for(message: Outgoing, actor: Actor) -> bool:
-    """A private answer to the person who acted: an agent's ToAgent, or a ticketless customer answer."""
-    audience = message.audience
-    if isinstance(audience, ToAgent):
-        return audience.person.user_id == actor.person.user_id
-    if isinstance(message, CustomerMessage):
-        return (
-            message.audience.ticket_number is None and message.audience.person.user_id == actor.person.user_id
-        )
-    return False
 
 
 def _workspace(message: Outgoing) -> str | None:
