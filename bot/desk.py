@@ -100,6 +100,7 @@ class Desk:
         self._uow_factory = uow_factory
         self._clock = clock
         self.policy = policy
+        self._facts = policy.facts.finder()
         self._handlers: dict[type, Callable[[_Work, Actor, Ticket, Command], Awaitable[None]]] = {
             Claim: self._claim,
             Release: self._release,
@@ -707,7 +708,9 @@ class Desk:
         entries = await work.uow.entries.for_ticket(ticket.number)
         assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
         earlier = await work.uow.tickets.count_for_customer(customer.id or 0, before=ticket.number)
-        parts = voice.summary(ticket, customer, assignee, entries, earlier, heading)
+        public = [e.body for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
+        facts = self._facts.find(body for body in public if isinstance(body, str))
+        parts = voice.summary(ticket, customer, assignee, entries, earlier, heading, facts)
         work.say(StaffMessage(audience, tuple(parts), StaffKind.INFO))
 
 

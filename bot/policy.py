@@ -6,6 +6,7 @@ Everything is validated at start, and errors name the key that is wrong.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import timedelta
 from importlib import resources
@@ -24,6 +25,7 @@ from pydantic import (
 
 from bot.domain import Priority, TicketKind
 from bot.durations import parse_duration
+from bot.facts import DEFAULT_PATTERNS, FactFinder
 
 Duration = Annotated[timedelta, BeforeValidator(lambda v: parse_duration(v) if isinstance(v, str) else v)]
 Name = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -70,6 +72,26 @@ class Requests(_Strict):
     )
 
 
+class Facts(_Strict):
+    """What the handoff packet picks out of conversations: named patterns and product names."""
+
+    patterns: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PATTERNS))
+    products: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{kind}: not a valid regular expression ({error})") from None
+        return patterns
+
+    def finder(self) -> FactFinder:
+        return FactFinder(self.patterns, self.products)
+
+
 class Lifecycle(_Strict):
     close_resolved_after: Duration = timedelta(days=7)
 
@@ -82,6 +104,7 @@ class Policy(_Strict):
     priorities: Priorities = Priorities()
     intake: Intake = Intake()
     requests: Requests = Requests()
+    facts: Facts = Facts()
     lifecycle: Lifecycle = Lifecycle()
 
     @model_validator(mode="after")

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 
 from bot.commands import TicketCommand
 from bot.domain import STATUS_WORDS, Agent, Customer, Entry, EntryKind, Status, Ticket
+from bot.facts import Fact
+from bot.facts import describe as describe_facts
 from bot.messages import InternalText, Person, TicketCard
 from bot.text import excerpt, first_line, shorten
 
@@ -291,8 +293,9 @@ def summary(
     entries: list[Entry],
     earlier: int,
     heading: str | None,
+    facts: list[Fact] | None = None,
 ) -> list[str | InternalText]:
-    """A ticket at a glance: who, what they said, what was replied and noted."""
+    """A ticket at a glance: who, the facts so far, what they said, what was replied and noted."""
     owner = f"with {assignee.display_name}" if assignee else "unclaimed"
     parts: list[str | InternalText] = []
     if heading:
@@ -302,6 +305,8 @@ def summary(
         f"Customer: {customer.display_name} ({_history(earlier)}) · {STATUS_WORDS[ticket.status]} · "
         f"{ticket.priority} priority · {ticket.queue} · {owner}\n"
     )
+    if facts:
+        parts.append(f"Facts: {describe_facts(facts)}\n")
     spoken = [e for e in entries if e.kind is not EntryKind.BOT]
     shown = spoken[-SUMMARY_ENTRIES:]
     if len(spoken) > len(shown):

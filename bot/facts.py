@@ -1,0 +1,77 @@
+"""Facts in what customers write: order, invoice and account numbers, emails, phones, amounts, dates and
+product names. Rule-based (patterns from the policy file), deterministic, and fast enough for every packet."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+DEFAULT_PATTERNS: dict[str, str] = {
+    "order": r"\border\s*(?:no\.?|number|#)?\s*[:#]?\s*([A-Z]{0,4}-?\d[\w-]{2,})",
+    "invoice": r"\b(?:invoice|inv)\s*(?:no\.?|number|#)?\s*[:#]?\s*([A-Z]{0,4}-?\d[\w-]{1,})",
+    "account": r"\baccount\s*(?:no\.?|number|id|#)?\s*[:#]?\s*([A-Z]{0,4}-?\d[\w-]{2,})",
+    "email": r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b",
+    "phone": (
+        r"(?<![\w+])(\+\d[\d ().-]{6,}\d)\b"
+        r"|\b(?:phone|tel|mobile|cell)\b[^\d+]{0,12}(\+?\d[\d ().-]{6,}\d)\b"
+    ),
+    "amount": (
+        r"(?:[$€£]|\b(?:USD|EUR|GBP)\s?)\d[\d,]*(?:\.\d{1,2})?"
+        r"|\b\d[\d,]*(?:\.\d{1,2})?\s?(?:USD|EUR|GBP|dollars?|euros?|pounds?)\b"
+    ),
+    "date": (
+        r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+        r"|\b\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+        r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{1,2}(?:st|nd|rd|th)?\b"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    kind: str
+    value: str
+
+
+class FactFinder:
+    """Finds facts with named patterns (the first group that matched, if any, is the value) and
+    listed product names."""
+
+    def __init__(self, patterns: dict[str, str], products: Iterable[str] = ()) -> None:
+        self._patterns = {kind: re.compile(pattern, re.IGNORECASE) for kind, pattern in patterns.items()}
+        names = sorted({p.strip() for p in products if p.strip()}, key=len, reverse=True)
+        self._products = (
+            re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)
+            if names
+            else None
+        )
+        self._canonical = {n.lower(): n for n in names}
+
+    def find(self, texts: Iterable[str]) -> list[Fact]:
+        """Every distinct fact, in the order it was first mentioned."""
+        found: dict[tuple[str, str], Fact] = {}
+        for text in texts:
+            for fact in self._in(text):
+                found.setdefault((fact.kind, fact.value.lower()), fact)
+        return list(found.values())
+
+    def _in(self, text: str) -> list[Fact]:
+        hits: list[tuple[int, Fact]] = []
+        for kind, pattern in self._patterns.items():
+            for match in pattern.finditer(text):
+                value = next((g for g in match.groups() if g), match.group(0)).strip(" .,;:()")
+                if value:
+                    hits.append((match.start(), Fact(kind, value)))
+        if self._products is not None:
+            for match in self._products.finditer(text):
+                hits.append((match.start(), Fact("product", self._canonical[match.group(0).lower()])))
+        hits.sort(key=lambda hit: hit[0])
+        return [fact for _, fact in hits]
+
+
+def describe(facts: list[Fact], limit: int = 20) -> str:
+    """One line for a packet: `order A-1234 · email dana@example.com · amount €40`."""
+    shown = " · ".join(f"{fact.kind} {fact.value}" for fact in facts[:limit])
+    more = f" · and {len(facts) - limit} more" if len(facts) > limit else ""
+    return shown + more
