@@ -4,9 +4,15 @@ SQLite database), and everything it sends goes to a local fake of Discord's REST
 that records each request. Nothing of ours is mocked, no websocket is opened and nothing reaches the
 internet: discord.py's `Route.BASE` points at 127.0.0.1.
 
+The fake also sends what Discord would announce over the gateway after a REST call (THREAD_CREATE for a
+new thread, MESSAGE_CREATE for the bot's own posts), so discord.py's caches fill as in production.
+GUILD_CREATE carries only the bot's member (no members intent); authors' roles come with each message
+or interaction, and DM authors are looked up with GET /guilds/{guild}/members/{user}.
+
 discord.py runs every handler in a task, so the tests poll the fake (bounded) for the requests they
 expect. To check that something did *not* happen, they first wait until discord.py's event, command,
-view and modal tasks have all finished (`Discord.settle`), then look.
+view and modal tasks have all finished (`Discord.settle`), then look. That interactions are deferred
+before any database work is shown by holding SQLite's write lock while the interaction arrives.
 """
 
 from __future__ import annotations
@@ -373,6 +379,22 @@ async def dc(
     await harness.close()  # before the engine goes
     if not harness.errors_expected and request.node.get_closest_marker("xfail") is None:
         harness.assert_no_errors_logged()
+
+
+def test_settle_knows_discord_pys_handler_tasks() -> None:
+    """`Discord.settle` finds discord.py's handler tasks by name: fail loudly if discord.py renames them."""
+    import inspect
+
+    import discord.app_commands.tree
+    import discord.client
+    import discord.ui.modal
+    import discord.ui.view
+
+    assert "name=f'discord.py: {event_name}'" in inspect.getsource(discord.client)
+    assert "name='CommandTree-invoker'" in inspect.getsource(discord.app_commands.tree)
+    view = inspect.getsource(discord.ui.view)
+    assert "name=f'discord-ui-dynamic-item-" in view and "name=f'discord-ui-view-dispatch-" in view
+    assert "name=f'discord-ui-modal-dispatch-" in inspect.getsource(discord.ui.modal)
 
 
 # --- intake ---------------------------------------------------------------------------------------
@@ -744,7 +766,15 @@ async def test_claim_by_slash_command_with_the_ticket_option(dc: Discord) -> Non
     assert (await dc.ticket(1)).status is Status.OPEN
 
 
-@pytest.mark.parametrize("how", ["claim button", "ticket command", "request form"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "claim button",
+        "ticket command",
+        "request form",
+        "transfer to a new agent",
+    ],
+)
 async def test_interactions_are_deferred_before_any_database_work(
     dc: Discord, sqlite_url: str, how: str
 ) -> None:
@@ -759,6 +789,8 @@ async def test_interactions_are_deferred_before_any_database_work(
             acted = dc.click(ANA, opened.card_id, "relaydesk:claim:1")
         elif how == "ticket command":
             acted = dc.command(ANA, AGENTS, "ticket", "claim", ticket=1)
+        elif how == "transfer to a new agent":
+            acted = dc.command(ANA, AGENTS, "ticket", "transfer", ticket=1, agent=UserOption(BEN))
         else:
             values = {"What is it about": "Hardware", "How urgent": "high", "What do you need": "A charger."}
             acted = dc.interact(dc.fake.modal_submit(CARL, form, values))
@@ -1073,6 +1105,40 @@ async def test_a_request_whose_greeting_cannot_be_dmd_tells_agents_in_the_staff_
     assert told and all(c.channel_id == card_id for c in told), [c.path for c in told]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: once a DM ticket moved to a fallback thread, the customer's next DM (they can write to the "
+    "bot, it cannot write back) opens a second ticket and a second thread",
+)
+async def test_a_customer_who_takes_no_dms_writing_again_by_dm_stays_on_their_ticket(dc: Discord) -> None:
+    dm = _refuse_dms(dc.fake, DANA)
+    dc.say(dm, DANA, "Can you reset my password?")
+    [started] = await dc.fake.wait_for(lambda: dc.fake.threads_started(SUPPORT), "the fallback thread")
+    await dc.wait_posts("the greeting in the fallback thread", int(started.answer["id"]))
+    await dc.settle()
+    dc.say(dm, DANA, "Hello? Did you get my message?")
+    await dc.settle()
+    assert await dc.count(TicketRow) == 1
+    assert len(dc.fake.threads_started(SUPPORT)) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: when the DM is refused, the form's confirmation still says \"I've written to you in a "
+    'DM" although the answer went to a private thread of the support channel',
+)
+async def test_a_request_whose_dm_is_refused_does_not_claim_it_was_dmd(dc: Discord) -> None:
+    _refuse_dms(dc.fake, CARL)
+    form = await dc.wait_callback(dc.command(CARL, GENERAL, "request"), "the form")
+    values = {"What is it about": "Hardware", "How urgent": "high", "What do you need": "A new charger."}
+    submit = dc.interact(dc.fake.modal_submit(CARL, form, values))
+    [started] = await dc.fake.wait_for(lambda: dc.fake.threads_started(SUPPORT), "the fallback thread")
+    await dc.wait_posts("the greeting in the fallback thread", int(started.answer["id"]))
+    await dc.settle()
+    answers = [c.content for c in dc.fake.followups(submit)]
+    assert answers and not any("in a DM" in a for a in answers), answers
+
+
 # --- interactions that Discord must see answered ---------------------------------------------------
 
 
@@ -1087,6 +1153,10 @@ async def test_every_deferred_interaction_gets_an_answer(dc: Discord, how: str) 
     await dc.settle()
     answered = [c for c in dc.fake.interaction_calls(acted) if not c.path.endswith("/callback")]
     assert answered, "no follow-up and no edit of the deferred response"
+    for answer in answered:
+        private = answer.method == "PATCH" or answer.flags & EPHEMERAL  # an edit keeps the deferral's flags
+        assert private and answer.content.strip(), answer.body
+        assert _allowed_mentions(answer) == {"parse": []}, answer.body
 
 
 async def test_a_ticket_number_at_the_start_of_the_text_stays_text(dc: Discord) -> None:

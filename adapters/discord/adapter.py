@@ -278,11 +278,15 @@ class DiscordAdapter:
             )
         )
 
-    async def run_command(self, interaction: discord.Interaction, command: Command) -> None:
+    async def run_command(
+        self, interaction: discord.Interaction, command: Command, newcomer: discord.Member | None = None
+    ) -> None:
         """A /ticket subcommand: its options are already the command the grammar would have parsed,
         so text stays text (a reply starting with "#2" is not about ticket #2). Deferred at once,
-        answered privately after."""
+        answered privately after. `newcomer`: an agent named in the command, made known to the desk."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if newcomer is not None and await self._is_agent(newcomer):
+            await self._desk.register_agents([Person(PLATFORM, str(newcomer.id), newcomer.display_name)])
         actor = await self._actor(interaction.user)
         said = await self._desk.execute(actor, command, self._context(interaction))
         await self.deliver(said, interaction, actor)
@@ -534,8 +538,6 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
     ) -> None:
         target: AgentMention | QueueName
         if agent is not None:
-            if await adapter._is_agent(agent):
-                await adapter._desk.register_agents([Person(PLATFORM, str(agent.id), agent.display_name)])
             target = AgentMention(str(agent.id))
         elif queue:
             target = QueueName(queue.strip().lower())
@@ -544,7 +546,7 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
                 "Who should take it over? Choose an agent or a queue.", ephemeral=True
             )
             return
-        await adapter.run_command(interaction, Transfer(ticket, target, reason or ""))
+        await adapter.run_command(interaction, Transfer(ticket, target, reason or ""), newcomer=agent)
 
     @group.command(name="priority", description=VERBS["priority"].purpose.capitalize())
     @app_commands.autocomplete(ticket=tickets)
