@@ -350,6 +350,8 @@ class DiscordAdapter:
         member = user if isinstance(user, discord.Member) else await self._member(user.id)
         if member is None:
             return False
+        if self.settings.guild_id and member.guild.id != self.settings.guild_id:
+            return False  # a role of the same name in someone else's server makes nobody an agent
         role = self.settings.agent_role or ""
         return any(str(r.id) == role or r.name == role for r in member.roles)
 
