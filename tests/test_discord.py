@@ -1122,11 +1122,6 @@ async def test_a_customer_who_takes_no_dms_writing_again_by_dm_stays_on_their_ti
     assert len(dc.fake.threads_started(SUPPORT)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the DM is refused, the form's confirmation still says \"I've written to you in a "
-    'DM" although the answer went to a private thread of the support channel',
-)
 async def test_a_request_whose_dm_is_refused_does_not_claim_it_was_dmd(dc: Discord) -> None:
     _refuse_dms(dc.fake, CARL)
     form = await dc.wait_callback(dc.command(CARL, GENERAL, "request"), "the form")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import discord
@@ -185,6 +186,7 @@ class DiscordAdapter:
         self.client = RelaydeskClient(self)
         self._card_locks: dict[int, asyncio.Lock] = {}
         self._in_flight: set[str] = set()
+        self._moved_from_dm: set[int] = set()
         self._task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -313,7 +315,13 @@ class DiscordAdapter:
         dm = await interaction.user.create_dm()
         request = Request(form.description.value, form.category.value.strip() or None, priority)
         said = await self._desk.execute(actor, request, Conversation(PLATFORM, str(dm.id), None, None))
-        thanks = "Thanks, your request is in: I've written to you in a DM."
+        numbers = {m.audience.ticket_number for m in said if isinstance(m, CustomerMessage)}
+
+        def thanks() -> str:
+            if numbers & self._moved_from_dm:
+                return "Thanks, your request is in. I couldn't DM you, so I've written in a private thread."
+            return "Thanks, your request is in: I've written to you in a DM."
+
         await self.deliver(said, interaction, actor, done=thanks)
 
     async def ticket_choices(
@@ -383,7 +391,7 @@ class DiscordAdapter:
         messages: list[Outgoing],
         interaction: discord.Interaction | None = None,
         actor: Actor | None = None,
-        done: str = "Done.",
+        done: str | Callable[[], str] = "Done.",
     ) -> None:
         """Send what the desk said; answers meant only for the person who acted are ephemeral, and a
         deferred interaction always gets one. Cards go first, so their staff threads exist for the rest."""
@@ -404,7 +412,7 @@ class DiscordAdapter:
                 log.exception("Discord: could not deliver a message")
         if interaction is not None and not answered:
             try:
-                await interaction.followup.send(done, ephemeral=True)
+                await interaction.followup.send(done if isinstance(done, str) else done(), ephemeral=True)
             except discord.HTTPException as error:
                 log.error("Discord: could not answer an interaction: %s", error)
 
@@ -485,6 +493,7 @@ class DiscordAdapter:
             await thread.add_user(discord.Object(id=int(person.user_id)))
             guild = str(thread.guild.id) if thread.guild else None
             await self._desk.relocate(number, Conversation(PLATFORM, str(thread.id), str(thread.id), guild))
+            self._moved_from_dm.add(number)
             await self._send(thread, message.text)
             where = f"a private thread instead: <#{thread.id}>"
         card = await self._desk.card_of(number, PLATFORM)
