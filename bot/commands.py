@@ -113,6 +113,26 @@ class Show(TicketCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class Snippet(TicketCommand):
+    """Send the customer a saved reply (a snippet) by name, its variables filled in."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddSnippet:
+    """Save a new snippet for every agent to use."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListSnippets:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class ListQueue:
     queue: str | None = None
 
@@ -148,6 +168,9 @@ Command = (
     | Reopen
     | SetPriority
     | Show
+    | Snippet
+    | AddSnippet
+    | ListSnippets
     | ListQueue
     | Mine
     | Help

@@ -14,6 +14,7 @@ from bot import voice
 from bot.clock import Clock
 from bot.commands import (
     Actor,
+    AddSnippet,
     AgentMention,
     Claim,
     Command,
@@ -21,6 +22,7 @@ from bot.commands import (
     Hold,
     IncomingMessage,
     ListQueue,
+    ListSnippets,
     Mine,
     Note,
     Pending,
@@ -31,6 +33,7 @@ from bot.commands import (
     Resolve,
     SetPriority,
     Show,
+    Snippet,
     TicketCommand,
     Transfer,
 )
@@ -44,6 +47,7 @@ from bot.domain import (
     Identity,
     Role,
     Status,
+    StoredSnippet,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -67,7 +71,7 @@ from bot.messages import (
     ToCustomer,
     staff,
 )
-from bot.policy import Policy
+from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
 from bot.ports import Conflict, UnitOfWork
 from bot.text import clean, shorten
 
@@ -113,6 +117,7 @@ class Desk:
             Reopen: self._reopen,
             SetPriority: self._priority,
             Show: self._show,
+            Snippet: self._snippet,
         }
 
     # --- entry points -------------------------------------------------------------------------
@@ -283,6 +288,18 @@ class Desk:
         await self._run(gather)
         return result[0]
 
+    async def snippet_names(self, actor: Actor) -> list[str]:
+        """The snippets an agent can send, by name (for autocomplete); nothing for anyone else."""
+        if not actor.is_agent:
+            return []
+        found: list[str] = []
+
+        async def look(work: _Work) -> None:
+            found.extend(await self._snippet_names(work))
+
+        await self._run(look)
+        return found
+
     async def run_due_work(self) -> list[Outgoing]:
         """Time-driven work: resolved tickets close once they have been quiet long enough."""
         return await self._run(self._close_quiet_tickets)
@@ -328,6 +345,12 @@ class Desk:
             return
         if isinstance(command, Mine):
             await self._mine(work, actor)
+            return
+        if isinstance(command, ListSnippets):
+            await self._list_snippets(work, actor)
+            return
+        if isinstance(command, AddSnippet):
+            await self._add_snippet(work, actor, command)
             return
         assert isinstance(command, TicketCommand)
         ticket = await self._ticket_for(work, actor, command, conversation)
@@ -515,6 +538,10 @@ class Desk:
         text = clean(command.text)
         if not text.strip():
             raise Refusal(_private(actor, voice.needs_text("reply")))
+        await self._public_reply(work, actor, ticket, text)
+
+    async def _public_reply(self, work: _Work, actor: Actor, ticket: Ticket, text: str) -> None:
+        """An agent's answer to the customer, typed or from a snippet: recorded, then sent."""
         agent = await self._answered(work, actor, ticket, text, None)
         customer = await self._customer_of(work, ticket)
         work.say(_to_customer(ticket, customer, voice.agent_reply(agent, text)))
@@ -651,6 +678,61 @@ class Desk:
     async def _show(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
         customer = await self._customer_of(work, ticket)
         await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
+
+    async def _snippet(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        """Send a saved reply: exactly an agent's reply, with the snippet's variables filled in."""
+        assert isinstance(command, Snippet)
+        if ticket.is_closed:
+            raise Refusal(_private(actor, voice.closed(ticket)))
+        name = command.name.strip().lower()
+        text = self.policy.snippets.get(name)
+        if text is None:
+            stored = await work.uow.snippets.get(name)
+            if stored is None:
+                names = await self._snippet_names(work)
+                raise Refusal(_private(actor, voice.unknown_snippet(command.name, names)))
+            text = stored.text
+        problem = snippet_text_problem(text)
+        if problem:
+            raise Refusal(_private(actor, voice.snippet_unusable(name, problem)))
+        agent = await _agent_record(work, actor.person)
+        customer = await self._customer_of(work, ticket)
+        values = {
+            "customer_name": voice.first_name(customer),
+            "agent_name": agent.display_name,
+            "ticket": ticket.ref,
+        }
+        await self._public_reply(work, actor, ticket, clean(fill_snippet(text, values)))
+
+    async def _list_snippets(self, work: _Work, actor: Actor) -> None:
+        listed: list[tuple[str, str]] = []
+        for name in await self._snippet_names(work):
+            stored = None if name in self.policy.snippets else await work.uow.snippets.get(name)
+            listed.append((name, stored.text if stored else self.policy.snippets[name]))
+        work.say(_private(actor, voice.snippet_list(listed)))
+
+    async def _add_snippet(self, work: _Work, actor: Actor, command: AddSnippet) -> None:
+        """Save a snippet for every agent. Names are unique: the policy file's stay as they are."""
+        name, text = clean(command.name).strip().lower(), clean(command.text).strip()
+        problem = snippet_name_problem(name)
+        if problem:
+            raise Refusal(_private(actor, voice.bad_snippet_name(name, problem)))
+        problem = snippet_text_problem(text)
+        if problem:
+            raise Refusal(_private(actor, voice.bad_snippet_text(name, problem)))
+        if name in self.policy.snippets:
+            raise Refusal(_private(actor, voice.snippet_in_policy(name)))
+        existing = await work.uow.snippets.get(name)
+        if existing is not None:
+            raise Refusal(_private(actor, voice.snippet_taken(name, existing.created_by)))
+        agent = await _agent_record(work, actor.person)
+        # Two agents saving one name at once: the loser's add raises Conflict, and the run again
+        # finds the winner's snippet above.
+        await work.uow.snippets.add(StoredSnippet(name, text, agent.display_name, work.now))
+        work.say(_private(actor, voice.snippet_saved(name)))
+
+    async def _snippet_names(self, work: _Work) -> list[str]:
+        return sorted({*self.policy.snippets, *await work.uow.snippets.names()})
 
     async def _list_queue(self, work: _Work, actor: Actor, command: ListQueue) -> None:
         if command.queue and self.policy.queue(command.queue) is None:

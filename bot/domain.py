@@ -205,6 +205,17 @@ class Anchor:
 
 
 @dataclass
+class StoredSnippet:
+    """A saved reply an agent added (`/ticket snippet add`); the policy file's snippets are not stored."""
+
+    name: str
+    text: str
+    created_by: str
+    created_at: datetime
+    id: int | None = None
+
+
+@dataclass
 class TimelineEvent:
     """One change on a ticket, for the audit trail: who did what, when, and the details."""
 

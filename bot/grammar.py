@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.commands import (
+    AddSnippet,
     AgentMention,
     Claim,
     Command,
     Help,
     Hold,
     ListQueue,
+    ListSnippets,
     Mine,
     Note,
     Pending,
@@ -25,9 +27,11 @@ from bot.commands import (
     Resolve,
     SetPriority,
     Show,
+    Snippet,
     Transfer,
 )
 from bot.domain import Priority
+from bot.policy import SNIPPET_ADD, snippet_name_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +54,16 @@ VERBS: dict[str, Verb] = {
     "reopen": Verb("/ticket reopen [#id]", "reopen a resolved ticket"),
     "priority": Verb("/ticket priority [#id] <low|normal|high|urgent>", "change its priority"),
     "show": Verb("/ticket show [#id]", "see the ticket, its conversation and its notes"),
+    "snippet": Verb(
+        "/ticket snippet [#id] <name>",
+        "send a saved reply; alone, it lists them; /ticket snippet add <name> <text> saves one",
+    ),
     "queue": Verb("/ticket queue [name]", "list unclaimed tickets"),
     "mine": Verb("/ticket mine", "list the tickets you are working on"),
     "help": Verb("/ticket help [verb]", "this help"),
 }
 REQUEST_USAGE = "/request <what you need>"
+SNIPPET_ADD_USAGE = "/ticket snippet add <name> <text>"
 
 _TICKET_ID = re.compile(r"#(\d{1,9})")
 _BARE_ID = re.compile(r"\d{1,9}")
@@ -193,6 +202,34 @@ def _priority(rest: str, usage: str) -> Command:
     return SetPriority(ticket, level)
 
 
+def _snippet(rest: str, usage: str) -> Command:
+    """`/ticket snippet` lists the snippets, `/ticket snippet add <name> <text>` saves one, and
+    `/ticket snippet [#id] <name>` sends one."""
+    if not rest.strip():
+        return ListSnippets()
+    word, after = _split_first(rest)
+    if word.lower() == SNIPPET_ADD:
+        return _add_snippet(after)
+    ticket, rest = _take_ticket(rest, allow_bare=True)
+    name, after = _split_first(rest)
+    if not name:
+        raise ParseError("Which snippet? /ticket snippet on its own lists them.", usage)
+    _no_more(after, usage)
+    return Snippet(ticket, name.lower())
+
+
+def _add_snippet(rest: str) -> Command:
+    name, text = _split_first(rest)
+    if not name:
+        raise ParseError("What should the new snippet be called, and what should it say?", SNIPPET_ADD_USAGE)
+    problem = snippet_name_problem(name.lower())
+    if problem:
+        raise ParseError(f"'{_short(name)}' can't be a snippet's name: {problem}.", SNIPPET_ADD_USAGE)
+    if not text.strip():
+        raise ParseError(f"What should the snippet '{name.lower()}' say?", SNIPPET_ADD_USAGE)
+    return AddSnippet(name.lower(), text.strip())
+
+
 def _queue(rest: str, usage: str) -> Command:
     word, after = _split_first(rest)
     _no_more(after, usage)
@@ -221,6 +258,7 @@ _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "reopen": _only_ticket(Reopen),
     "priority": _priority,
     "show": _only_ticket(Show),
+    "snippet": _snippet,
     "queue": _queue,
     "mine": _mine,
     "help": _help,

@@ -7,13 +7,16 @@ Everything is validated at start, and errors name the key that is wrong.
 from __future__ import annotations
 
 import re
+import string
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,7 +31,66 @@ from bot.durations import parse_duration
 from bot.facts import DEFAULT_PATTERNS, FactFinder
 
 Duration = Annotated[timedelta, BeforeValidator(lambda v: parse_duration(v) if isinstance(v, str) else v)]
-Name = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+NAME_LENGTH = 40
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=NAME_PATTERN)]
+
+SNIPPET_ADD = "add"
+"""`/ticket snippet add ...` saves a snippet, so no snippet can be called this."""
+SNIPPET_VARIABLES = ("customer_name", "agent_name", "ticket")
+"""What a snippet's text may contain in braces: the customer's first name, the sending agent's name and
+the ticket's number as customers see it (#12). `{{` and `}}` stand for a brace itself."""
+
+
+def snippet_name_problem(name: str) -> str | None:
+    """Why a snippet cannot have this name (names are like queue names), or None."""
+    if name == SNIPPET_ADD:
+        return f"'{SNIPPET_ADD}' is kept for saving snippets"
+    if len(name) > NAME_LENGTH or not re.fullmatch(NAME_PATTERN, name):
+        return (
+            f"use up to {NAME_LENGTH} lower-case letters, digits, '-' and '_', starting with a letter "
+            "or digit"
+        )
+    return None
+
+
+def snippet_text_problem(text: str) -> str | None:
+    """Why a snippet's text cannot be sent (empty, or a {variable} we cannot fill), or None."""
+    if not text.strip():
+        return "the text is empty"
+    known = ", ".join("{" + v + "}" for v in SNIPPET_VARIABLES)
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError:
+        return f"a brace has no partner (the variables are {known}; write {{{{ or }}}} for a brace itself)"
+    for _, name, spec, conv in parsed:
+        if name is not None and (name not in SNIPPET_VARIABLES or spec or conv):
+            written = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            return f"{written} is not a variable I can fill (the variables are {known})"
+    return None
+
+
+def fill_snippet(text: str, values: Mapping[str, str]) -> str:
+    """A snippet's text with its variables filled; the text must have passed `snippet_text_problem`."""
+    return text.format_map({name: values[name] for name in SNIPPET_VARIABLES})
+
+
+def _valid_snippet_name(name: str) -> str:
+    problem = snippet_name_problem(name)
+    if problem:
+        raise ValueError(f"not a snippet name I can use: {problem}")
+    return name
+
+
+def _valid_snippet_text(text: str) -> str:
+    problem = snippet_text_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text.strip()
+
+
+SnippetName = Annotated[str, AfterValidator(_valid_snippet_name)]
+SnippetText = Annotated[str, AfterValidator(_valid_snippet_text)]
 
 
 class _Strict(BaseModel):
@@ -105,6 +167,9 @@ class Policy(_Strict):
     intake: Intake = Intake()
     requests: Requests = Requests()
     facts: Facts = Facts()
+    snippets: dict[SnippetName, SnippetText] = Field(
+        default_factory=dict, description="Saved replies agents send by name: name -> text."
+    )
     lifecycle: Lifecycle = Lifecycle()
 
     @model_validator(mode="after")
@@ -187,7 +252,7 @@ def describe_errors(exc: ValidationError) -> str:
     """One line per problem: `key.path: why`."""
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
+        key = ".".join(str(part) for part in error["loc"] if part != "[key]")  # a dict's key: its name
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"  {key}: {message}" if key else f"  {message}")
     return "\n".join(lines)

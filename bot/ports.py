@@ -10,7 +10,17 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from bot.domain import Agent, Anchor, Customer, Entry, Identity, Ticket, TicketKind, TimelineEvent
+from bot.domain import (
+    Agent,
+    Anchor,
+    Customer,
+    Entry,
+    Identity,
+    StoredSnippet,
+    Ticket,
+    TicketKind,
+    TimelineEvent,
+)
 
 
 class Conflict(Exception):
@@ -84,6 +94,17 @@ class TimelineRepository(Protocol):
     async def for_ticket(self, number: int) -> list[TimelineEvent]: ...
 
 
+class SnippetRepository(Protocol):
+    async def get(self, name: str) -> StoredSnippet | None: ...
+    async def add(self, snippet: StoredSnippet) -> StoredSnippet:
+        """Store a new snippet; a name already taken raises Conflict."""
+        ...
+
+    async def names(self) -> list[str]:
+        """Every stored snippet's name, in alphabetical order."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def customers(self) -> CustomerRepository: ...
@@ -97,6 +118,8 @@ class UnitOfWork(Protocol):
     def timeline(self) -> TimelineRepository: ...
     @property
     def anchors(self) -> AnchorRepository: ...
+    @property
+    def snippets(self) -> SnippetRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -192,6 +192,59 @@ def already_in_queue(ticket: Ticket) -> str:
     return f"{ticket.ref} is already waiting in {ticket.queue}."
 
 
+# --- agents: snippets -----------------------------------------------------------------------------
+
+_ADD_SNIPPET = "/ticket snippet add <name> <text>"
+
+
+def unknown_snippet(name: str, names: list[str]) -> str:
+    if not names:
+        return (
+            f"There's no snippet called '{shorten(name, 40)}', and none are saved yet. "
+            f"Save one with {_ADD_SNIPPET}."
+        )
+    return f"There's no snippet called '{shorten(name, 40)}'. Snippets: {', '.join(names)}."
+
+
+def snippet_list(snippets: list[tuple[str, str]]) -> str:
+    if not snippets:
+        return f"No snippets yet. Save one with {_ADD_SNIPPET}."
+    lines = [f"Snippets ({len(snippets)}); send one with /ticket snippet #<id> <name>:"]
+    lines += [f"  {name}: {shorten(' '.join(text.split()), 70)}" for name, text in snippets]
+    lines.append(f"Save a new one with {_ADD_SNIPPET}.")
+    return "\n".join(lines)
+
+
+def bad_snippet_name(name: str, problem: str) -> str:
+    return f"'{shorten(name, 40)}' can't be a snippet's name: {problem}. Usage: {_ADD_SNIPPET}"
+
+
+def bad_snippet_text(name: str, problem: str) -> str:
+    return f"I can't save the snippet '{name}': {problem}. Usage: {_ADD_SNIPPET}"
+
+
+def snippet_in_policy(name: str) -> str:
+    return (
+        f"There's already a snippet called '{name}' in the policy file. Please pick another name "
+        "(/ticket snippet lists them all)."
+    )
+
+
+def snippet_taken(name: str, created_by: str) -> str:
+    return (
+        f"{created_by} already saved a snippet called '{name}'. Please pick another name "
+        "(/ticket snippet lists them all)."
+    )
+
+
+def snippet_saved(name: str) -> str:
+    return f"Saved the snippet '{name}'. Send it with /ticket snippet #<id> {name}"
+
+
+def snippet_unusable(name: str, problem: str) -> str:
+    return f"The snippet '{name}' can't be sent as it is: {problem}."
+
+
 # --- agents: updates ------------------------------------------------------------------------------
 
 

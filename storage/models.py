@@ -155,3 +155,14 @@ class AnchorRow(Base):
     platform: Mapped[str] = mapped_column(String(20))
     channel_id: Mapped[str] = mapped_column(String(200))
     message_id: Mapped[str] = mapped_column(String(200))
+
+
+class SnippetRow(Base):
+    __tablename__ = "snippets"
+    __table_args__ = (UniqueConstraint("name", name="uq_snippets_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]

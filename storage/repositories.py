@@ -25,6 +25,7 @@ from bot.domain import (
     Identity,
     Priority,
     Status,
+    StoredSnippet,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -38,6 +39,7 @@ from storage.models import (
     CustomerRow,
     EntryRow,
     IdentityRow,
+    SnippetRow,
     TicketRow,
     TimelineRow,
 )
@@ -379,3 +381,32 @@ class SqlTimeline:
             TimelineEvent(row.ticket_number, row.action, row.actor_name, row.at, dict(row.detail), row.id)
             for row in rows
         ]
+
+
+class SqlSnippets:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, name: str) -> StoredSnippet | None:
+        row = await self.session.scalar(select(SnippetRow).where(SnippetRow.name == name))
+        return _snippet(row) if row else None
+
+    async def add(self, snippet: StoredSnippet) -> StoredSnippet:
+        row = SnippetRow(
+            name=snippet.name,
+            text=snippet.text,
+            created_by=snippet.created_by,
+            created_at=snippet.created_at,
+        )
+        self.session.add(row)
+        await flush(self.session)
+        snippet.id = row.id
+        return snippet
+
+    async def names(self) -> list[str]:
+        # Sorted here: PostgreSQL's collation and SQLite's bytes order '-' and '_' differently.
+        return sorted(await self.session.scalars(select(SnippetRow.name)))
+
+
+def _snippet(row: SnippetRow) -> StoredSnippet:
+    return StoredSnippet(row.name, row.text, row.created_by, row.created_at, row.id)

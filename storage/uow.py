@@ -15,6 +15,7 @@ from storage.repositories import (
     SqlAnchors,
     SqlCustomers,
     SqlEntries,
+    SqlSnippets,
     SqlTickets,
     SqlTimeline,
     is_unique_violation,
@@ -33,6 +34,7 @@ class SqlUnitOfWork:
         self.entries = SqlEntries(self.session)
         self.timeline = SqlTimeline(self.session)
         self.anchors = SqlAnchors(self.session)
+        self.snippets = SqlSnippets(self.session)
         return self
 
     async def __aexit__(

@@ -35,6 +35,7 @@ from bot.domain import (
     Priority,
     Role,
     Status,
+    StoredSnippet,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -46,7 +47,7 @@ from bot.ports import Conflict
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """A Monday morning: where the fake clock starts unless told otherwise."""
 
-TABLES = ("customers", "identities", "agents", "tickets", "entries", "timeline", "anchors")
+TABLES = ("customers", "identities", "agents", "tickets", "entries", "timeline", "anchors", "snippets")
 _PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
 Tables = dict[str, dict[int, Any]]
@@ -70,6 +71,7 @@ class FakeStore:
     entries: dict[int, Entry] = field(default_factory=dict)
     timeline: dict[int, TimelineEvent] = field(default_factory=dict)
     anchors: dict[int, Anchor] = field(default_factory=dict)
+    snippets: dict[int, StoredSnippet] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
     """Make this many of the next commits raise Conflict, as if another process had won a race."""
@@ -105,6 +107,9 @@ class FakeStore:
 
     def customer(self, display_name: str) -> Customer:
         return next(c for c in self.customers.values() if c.display_name == display_name)
+
+    def snippet(self, name: str) -> StoredSnippet | None:
+        return next((s for s in self.snippets.values() if s.name == name), None)
 
 
 def _next_id(table: dict[int, Any]) -> int:
@@ -348,6 +353,29 @@ class FakeTimeline(_Repository):
         ]
 
 
+class FakeSnippets(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "snippets")
+
+    async def get(self, name: str) -> StoredSnippet | None:
+        await _pause()
+        found = next((s for s in self.rows.values() if s.name == name), None)
+        return dataclasses.replace(found) if found else None
+
+    async def add(self, snippet: StoredSnippet) -> StoredSnippet:
+        await _pause()
+        if any(s.name == snippet.name for s in self.rows.values()):
+            # As SQL's flush does: the unique name is checked when the row is written.
+            raise Conflict(f"UNIQUE constraint failed: snippets.name ('{snippet.name}',)")
+        snippet.id = _next_id(self.rows)
+        self.rows[snippet.id] = dataclasses.replace(snippet)
+        return snippet
+
+    async def names(self) -> list[str]:
+        await _pause()
+        return sorted(s.name for s in self.rows.values())
+
+
 class FakeUnitOfWork:
     """A unit of work over a FakeStore: private copies in, changes written back only on commit."""
 
@@ -380,6 +408,7 @@ class FakeUnitOfWork:
         self.entries = FakeEntries(self)
         self.timeline = FakeTimeline(self)
         self.anchors = FakeAnchors(self)
+        self.snippets = FakeSnippets(self)
 
     async def commit(self) -> None:
         await _pause()
@@ -445,6 +474,7 @@ def _check(tables: Tables) -> None:
     _unique(tables["agents"].values(), "agents", "platform", "external_id")
     _unique(tables["entries"].values(), "entries", "platform", "external_id", skip_nulls=True)
     _unique(tables["anchors"].values(), "anchors", "platform", "channel_id", "message_id")
+    _unique(tables["snippets"].values(), "snippets", "name")
 
     def points(table: str, key: int | None, what: str) -> None:
         if key is not None and key not in tables[table]:

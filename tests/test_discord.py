@@ -961,6 +961,33 @@ async def test_autocomplete_offers_an_agent_the_open_tickets_and_a_customer_noth
     assert answer.json == {"type": 8, "data": {"choices": []}}
 
 
+async def test_ticket_snippet_sends_the_saved_reply_to_the_customers_thread(dc: Discord) -> None:
+    opened = await dc.open_ticket()
+    asked = dc.fake.command(ANA, AGENTS, "ticket", "snippet", ticket=1)
+    # The option is called `name`, like command()'s own parameter: added to the payload by hand.
+    asked["data"]["options"][0]["options"].append({"type": 3, "name": "name", "value": "looking-into-it"})
+    dc.interact(asked)
+    await dc.wait_posts("the snippet", opened.thread_id, count=2)
+    sent = dc.fake.posts(opened.thread_id)[-1].content
+    assert sent.startswith("Ana: Thanks for bearing with me, Dana. ") and "on #1 " in sent
+    [reply] = await dc.entries(1, EntryKind.REPLY)
+    assert reply.body == sent.removeprefix("Ana: ")
+    assert (await dc.ticket(1)).status is Status.OPEN, "whoever answers first owns the ticket"
+    await dc.wait_followups(asked, "the interaction answered")
+
+
+async def test_snippet_autocomplete_offers_an_agent_the_names_and_a_customer_nothing(dc: Discord) -> None:
+    asked = dc.interact(dc.fake.autocomplete(ANA, AGENTS, "ticket", "snippet", "name", "detail"))
+    answer = await dc.wait_callback(asked, "the choices")
+    assert answer.json == {
+        "type": 8,
+        "data": {"choices": [{"name": "more-details", "value": "more-details"}]},
+    }
+    asked = dc.interact(dc.fake.autocomplete(DANA, GENERAL, "ticket", "snippet", "name", ""))
+    answer = await dc.wait_callback(asked, "no choices")
+    assert answer.json == {"type": 8, "data": {"choices": []}}
+
+
 # --- requests -------------------------------------------------------------------------------------
 
 
@@ -1195,7 +1222,7 @@ async def test_commands_are_synced_to_the_guild_and_answer_there(
     verbs = {o["name"]: o for o in commands["ticket"]["options"]}
     assert set(verbs) == {
         *("claim", "release", "reply", "note", "transfer", "pending", "hold", "resolve", "reopen"),
-        *("priority", "show", "queue", "mine", "help"),
+        *("priority", "show", "snippet", "queue", "mine", "help"),
     }
     assert all(o["type"] == 1 for o in verbs.values()), "subcommands"
     [ticket_option] = verbs["claim"]["options"]

@@ -259,6 +259,7 @@ EXAMPLES = {
     "reopen": "#1",
     "priority": "#1 high",
     "show": "#1",
+    "snippet": "#1 looking-into-it",
     "queue": "billing",
     "mine": "",
     "help": "claim",

@@ -35,6 +35,7 @@ from bot.commands import (
     Resolve,
     SetPriority,
     Show,
+    Snippet,
     TicketCommand,
     Transfer,
 )
@@ -347,6 +348,14 @@ class DiscordAdapter:
         names = [q.name for q in self._desk.policy.queues]
         return [app_commands.Choice(name=n, value=n) for n in names if n.startswith(current.lower())][:25]
 
+    async def snippet_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Snippets whose name contains what was typed; none for people who are not agents."""
+        names = await self._desk.snippet_names(await self._actor(interaction.user))
+        wanted = current.strip().lower()
+        return [app_commands.Choice(name=n, value=n) for n in names if wanted in n][:25]
+
     # --- people ---------------------------------------------------------------------------------
 
     async def _actor(self, user: discord.User | discord.Member) -> Actor:
@@ -572,6 +581,12 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
     @app_commands.autocomplete(name=adapter.queue_choices)
     async def queue(interaction: discord.Interaction, name: str | None = None) -> None:
         await adapter.run_command(interaction, ListQueue(name.strip().lower() if name else None))
+
+    @group.command(name="snippet", description="Send the customer a saved reply (a snippet)")
+    @app_commands.autocomplete(ticket=tickets)
+    @app_commands.autocomplete(name=adapter.snippet_choices)
+    async def snippet(interaction: discord.Interaction, name: str, ticket: int | None = None) -> None:
+        await adapter.run_command(interaction, Snippet(ticket, name.strip().lower()))
 
     @group.command(name="mine", description=VERBS["mine"].purpose.capitalize())
     async def mine(interaction: discord.Interaction) -> None:
