@@ -15,6 +15,7 @@ import io
 import logging
 import re
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
@@ -185,13 +186,23 @@ def render(message: Outgoing) -> str:
 
 async def stdin_lines() -> AsyncIterator[str]:
     """Lines from standard input, interactive or piped, without blocking the event loop. Bytes that
-    are not UTF-8 become U+FFFD rather than ending the desk."""
+    are not UTF-8 become U+FFFD rather than ending the desk. The reading thread is a daemon, so
+    Ctrl-C ends the desk at once instead of waiting for one more line."""
     if isinstance(sys.stdin, io.TextIOWrapper):
         sys.stdin.reconfigure(errors="replace")
-    while True:
-        line = await asyncio.to_thread(sys.stdin.readline)
-        if not line:
-            return
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in iter(sys.stdin.readline, ""):
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, "")
+        except RuntimeError:
+            return  # the desk has ended and its loop is closed
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    while line := await lines.get():
         yield line
 
 
