@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
@@ -13,6 +14,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.desk import Desk
 from bot.policy import Policy, load_policy
+from bot.ports import UnitOfWork
 from storage.engine import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWork
@@ -28,6 +30,8 @@ class Runtime:
     policy: Policy
     engine: AsyncEngine
     desk: Desk
+    uow_factory: Callable[[], UnitOfWork]
+    """Units of work on the database, for work outside the desk (data-rights exports and erasures)."""
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -46,8 +50,12 @@ async def build(settings: Settings, clock: Clock) -> Runtime:
         reason = getattr(error, "orig", None) or error
         raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {reason}") from error
     sessions = session_factory(engine)
-    desk = Desk(lambda: SqlUnitOfWork(sessions), clock, policy)
-    return Runtime(settings, policy, engine, desk)
+
+    def uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(sessions)
+
+    desk = Desk(uow_factory, clock, policy)
+    return Runtime(settings, policy, engine, desk, uow_factory)
 
 
 async def migrate(settings: Settings) -> str:

@@ -1,18 +1,22 @@
-"""The `relaydesk` command: `console`, `run` and `db upgrade`."""
+"""The `relaydesk` command: `console`, `run`, `db upgrade` and `customer export|forget`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from adapters.bootstrap import StartupError, build, migrate
 from adapters.console.desk import ConsoleDesk, stdin_lines
 from adapters.discord.config import DiscordSettings
 from adapters.router import Adapter, Router
 from adapters.slack.config import SlackSettings
+from bot import data_rights
 from bot.clock import OffsetClock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.policy import PolicyError
@@ -31,6 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply schema migrations")
+    customer = commands.add_parser("customer", help="data rights: export or forget a customer")
+    customer_commands = customer.add_subparsers(dest="customer_command", required=True)
+    ref_help = "the customer's number, or a platform identity as platform:user_id (e.g. slack:U123)"
+    export_parser = customer_commands.add_parser(
+        "export", help="write everything held about a customer as JSON (stdout unless --out)"
+    )
+    export_parser.add_argument("customer", metavar="ID", help=ref_help)
+    export_parser.add_argument("--out", metavar="FILE", type=Path, help="write the JSON to FILE")
+    forget_parser = customer_commands.add_parser(
+        "forget", help="erase a customer's personal data and message texts, irreversibly"
+    )
+    forget_parser.add_argument("customer", metavar="ID", help=ref_help)
+    forget_parser.add_argument("--yes", action="store_true", help="really erase (it cannot be undone)")
     discord_parser = commands.add_parser("discord", help="Discord set-up helpers")
     discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True)
     discord_commands.add_parser("invite-url", help="print the bot's invite URL with exactly its permissions")
@@ -47,12 +64,77 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = asyncio.run(migrate(settings))
             print(f"Database {where} is up to date.")
             return 0
+        if args.command == "customer":
+            return asyncio.run(customer_rights(settings, args))
         return asyncio.run(run_adapters(settings))
     except (ConfigError, PolicyError, StartupError) as error:
         print(f"relaydesk: cannot start: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+async def customer_rights(settings: Settings, args: argparse.Namespace) -> int:
+    """`relaydesk customer export|forget <id>`: exit 0 when done, 1 when refused or not found."""
+    clock = SystemClock()
+    runtime = await build(settings, clock)
+    try:
+        if args.customer_command == "export":
+            return await _export(runtime.uow_factory, args.customer, args.out, clock)
+        return await _forget(runtime.uow_factory, args.customer, args.yes, clock)
+    except data_rights.UnknownCustomer as error:
+        print(f"relaydesk: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await runtime.close()
+
+
+async def _export(uow_factory: data_rights.UowFactory, ref: str, out: Path | None, clock: SystemClock) -> int:
+    data = await data_rights.export(uow_factory, ref, clock, _operator())
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        await asyncio.to_thread(out.write_text, text, encoding="utf-8")
+    except OSError as error:
+        print(f"relaydesk: cannot write {out}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(f"Wrote everything held about customer {data['customer']['id']} to {out}.", file=sys.stderr)
+    return 0
+
+
+async def _forget(uow_factory: data_rights.UowFactory, ref: str, yes: bool, clock: SystemClock) -> int:
+    if not yes:
+        held = await data_rights.survey(uow_factory, ref)
+        print(
+            f"relaydesk: not forgetting customer {held.customer_id} without --yes. This would erase, "
+            f"irreversibly, their name and {_count(held.identities, 'platform identity', 'identities')}, "
+            f"and the texts of {_count(held.entries, 'message or note', 'messages and notes')} and "
+            f"{_count(held.timeline_events, 'timeline event', 'timeline events')} on "
+            f"{_count(held.tickets, 'ticket', 'tickets')}; ticket numbers, statuses and times stay. "
+            "Nothing was changed. Run it again with --yes to erase.",
+            file=sys.stderr,
+        )
+        return 1
+    held = await data_rights.forget(uow_factory, ref, clock, _operator())
+    print(
+        f"Customer {held.customer_id} is forgotten: {_count(held.identities, 'identity', 'identities')} "
+        f"and the texts on {_count(held.tickets, 'ticket', 'tickets')} are erased."
+    )
+    return 0
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _operator() -> str:
+    """Who runs the command, for the audit log: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 async def run_adapters(settings: Settings) -> int:

@@ -585,7 +585,9 @@ async def test_a_thread_that_cannot_be_created_does_not_lose_the_customers_messa
     said = await dc.scalars(select(EntryRow).where(EntryRow.kind == EntryKind.CUSTOMER))
     assert [e.body for e in said] == [FIRST], "what the customer said is kept"
     assert dc.fake.posts(AGENTS), "the agents get the card"
-    assert any("Hi Dana" in p.content for p in dc.fake.posts(SUPPORT)), "answered in the channel instead"
+    assert not dc.fake.posts(SUPPORT), "never answered in the public channel"
+    greeting = await dc.wait_posts("the greeting by DM", dc.fake.dm_channel(DANA))
+    assert any("Hi Dana" in p.content for p in greeting), "answered by DM instead"
 
 
 async def test_an_edit_updates_the_record_and_tells_agents(dc: Discord) -> None:

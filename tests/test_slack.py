@@ -1343,7 +1343,11 @@ async def test_an_oauth_install_stores_the_workspaces_token_and_uses_it(
     start_slack: StartSlack, sqlite_engine: AsyncEngine, fake: FakeSlack
 ) -> None:
     slack = await start_slack(
-        sqlite_engine, SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID=CLIENT_ID, SLACK_CLIENT_SECRET=CLIENT_SECRET
+        sqlite_engine,
+        SLACK_BOT_TOKEN=None,
+        SLACK_CLIENT_ID=CLIENT_ID,
+        SLACK_CLIENT_SECRET=CLIENT_SECRET,
+        SLACK_AGENT_TEAM=TEAM_ID,
     )
     try:
         async with slack.http.get(f"{slack.base}/slack/install") as reply:

@@ -6,8 +6,9 @@ limits and error codes, and the core decides everything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import discord
@@ -253,12 +254,12 @@ class DiscordAdapter:
             )
             await thread.add_user(message.author)
         except discord.HTTPException as error:
+            # Never answer in the public channel, where every customer would read it: use a DM.
             log.warning(
-                "Discord: cannot open a private thread in %s (%s); answering in the channel",
-                channel.id,
-                error,
+                "Discord: cannot open a private thread in %s (%s); answering by DM", channel.id, error
             )
-            return Conversation(PLATFORM, str(channel.id), str(message.id), guild)
+            dm = await message.author.create_dm()
+            return Conversation(PLATFORM, str(dm.id), None, None)
         return Conversation(PLATFORM, str(thread.id), str(thread.id), guild)
 
     async def on_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -288,17 +289,19 @@ class DiscordAdapter:
         so text stays text (a reply starting with "#2" is not about ticket #2). Deferred at once,
         answered privately after. `newcomer`: an agent named in the command, made known to the desk."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if newcomer is not None and await self._is_agent(newcomer):
-            await self._desk.register_agents([Person(PLATFORM, str(newcomer.id), newcomer.display_name)])
-        actor = await self._actor(interaction.user)
-        said = await self._desk.execute(actor, command, self._context(interaction))
-        await self.deliver(said, interaction, actor)
+        async with _answered_even_on_error(interaction):
+            if newcomer is not None and await self._is_agent(newcomer):
+                await self._desk.register_agents([Person(PLATFORM, str(newcomer.id), newcomer.display_name)])
+            actor = await self._actor(interaction.user)
+            said = await self._desk.execute(actor, command, self._context(interaction))
+            await self.deliver(said, interaction, actor)
 
     async def on_button(self, interaction: discord.Interaction, action: str, ticket: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = await self._actor(interaction.user)
-        command = Claim(ticket) if action == "claim" else Resolve(ticket)
-        await self.deliver(await self._desk.execute(actor, command), interaction, actor)
+        async with _answered_even_on_error(interaction):
+            actor = await self._actor(interaction.user)
+            command = Claim(ticket) if action == "claim" else Resolve(ticket)
+            await self.deliver(await self._desk.execute(actor, command), interaction, actor)
 
     async def _request_command(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_modal(RequestForm())
@@ -451,7 +454,7 @@ class DiscordAdapter:
     async def _bring_in(self, handover: Handover) -> None:
         """The ticket's new owner joins the customer's private thread (DM tickets have none)."""
         where = handover.conversation
-        if where.platform != PLATFORM or where.thread_id is None:
+        if where.platform != PLATFORM or handover.agent.platform != PLATFORM or where.thread_id is None:
             return
         thread = await self._channel(int(where.thread_id))
         if isinstance(thread, discord.Thread):
@@ -632,6 +635,21 @@ def _text_command(
     )
     command.autocomplete("ticket")(tickets)
     return command
+
+
+@contextlib.asynccontextmanager
+async def _answered_even_on_error(interaction: discord.Interaction) -> AsyncIterator[None]:
+    """A deferred interaction whose work failed still gets a polite answer, not 15 minutes of
+    "thinking"; the failure is logged with its traceback."""
+    try:
+        yield
+    except Exception:
+        log.exception("Discord: an interaction failed")
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.followup.send(
+                "Sorry, something went wrong on our side. Nothing was changed; please try again.",
+                ephemeral=True,
+            )
 
 
 def _guild(message: discord.Message) -> str | None:

@@ -40,6 +40,10 @@ class DiscordSettings(BaseSettings):
             raise ValueError("DISCORD_AGENT_CHANNEL: set it to the id of the agents' channel")
         if not self.agent_role:
             raise ValueError("DISCORD_AGENT_ROLE: set it to the agents' role (its id or its name)")
+        if self.guild_id is None:
+            raise ValueError(
+                "DISCORD_GUILD_ID: set it to your server's id; only that server's agent role counts"
+            )
         return self
 
     def app_id(self) -> int | None:

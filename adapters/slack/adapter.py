@@ -191,10 +191,10 @@ class SlackAdapter:
             return
         channel, ts, text = event["channel"], event["ts"], event.get("text") or ""
         text = text or _files_note(event)
-        actor = await self._actor(client, user)
         key = _message_key(channel, ts)
         if channel == self._agent_channel:
             if event.get("thread_ts"):
+                actor = await self._actor(client, user)
                 thread = Conversation(PLATFORM, channel, event["thread_ts"], team)
                 await self.deliver(await self._desk.note_from_staff_thread(actor, thread, text, key), client)
             return
@@ -203,7 +203,8 @@ class SlackAdapter:
         elif channel in self._settings.support_channels:
             conversation = Conversation(PLATFORM, channel, event.get("thread_ts") or ts, team)
         else:
-            return
+            return  # a channel the desk does not serve: no lookups, no work
+        actor = await self._actor(client, user)
         message = IncomingMessage(actor, text, conversation, key)
         await self.deliver(await self._desk.receive(message), client)
 
@@ -311,8 +312,13 @@ class SlackAdapter:
             return user in self._settings.agents
         if self._members is None or time.monotonic() - self._members[0] > MEMBERS_TTL:
             members: frozenset[str] = frozenset()
-            async for page in await client.conversations_members(channel=self._agent_channel, limit=1000):
-                members |= frozenset(page.get("members", []))
+            home = await self._client_for(self._settings.agent_team) if self.installations else client
+            try:
+                async for page in await home.conversations_members(channel=self._agent_channel, limit=1000):
+                    members |= frozenset(page.get("members", []))
+            except SlackApiError as error:
+                log.warning("Slack: cannot list the agents' channel: %s", error.response.get("error"))
+                return False
             self._members = (time.monotonic(), members)
         return user in self._members[1]
 
@@ -339,8 +345,7 @@ class SlackAdapter:
                 for piece in blocks.chunks(message.text):
                     await self._safely(respond(text=piece, response_type="ephemeral", replace_original=False))
                 continue
-            target = client or await self._client_for(_workspace(message))
-            await self._safely(self._post(message, target))
+            await self._safely(self._post(message, await self._client_of(message, client)))
 
     async def _safely(self, call: Awaitable[Any]) -> None:
         """One failed message (after the retries) is logged and never stops the ones after it."""
@@ -387,6 +392,13 @@ class SlackAdapter:
     async def _post_text(self, client: AsyncWebClient, channel: str, text: str, thread: str | None) -> None:
         for piece in blocks.chunks(text):
             await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+
+    async def _client_of(self, message: Outgoing, client: AsyncWebClient | None) -> AsyncWebClient:
+        """Staff messages go out with the agents' workspace token; customer messages with their own
+        workspace's (the request's client, when we are answering one)."""
+        if isinstance(message, StaffMessage) and self.installations is not None:
+            return await self._client_for(self._settings.agent_team)
+        return client or await self._client_for(_workspace(message))
 
     async def _client_for(self, workspace: str | None) -> AsyncWebClient:
         """The bot token of the message's workspace: the one token, or the installation's (OAuth)."""

@@ -28,6 +28,7 @@ class SlackSettings(BaseSettings):
         default_factory=list, validation_alias="SLACK_SUPPORT_CHANNELS"
     )
     agent_channel: str | None = Field(None, validation_alias="SLACK_AGENT_CHANNEL")
+    agent_team: str | None = Field(None, validation_alias="SLACK_AGENT_TEAM")
     agents: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="SLACK_AGENTS")
     api_url: str = Field(SLACK_API_URL, validation_alias="SLACK_API_URL")
     http_host: str = Field("0.0.0.0", validation_alias="RELAYDESK_HTTP_HOST")
@@ -66,6 +67,11 @@ class SlackSettings(BaseSettings):
             raise ValueError("SLACK_AGENT_CHANNEL: set it to the id of the agents' channel (e.g. C0123ABCD)")
         if self.oauth and self.client_secret is None:
             raise ValueError("SLACK_CLIENT_SECRET: required with SLACK_CLIENT_ID")
+        if self.oauth and not self.agent_team:
+            raise ValueError(
+                "SLACK_AGENT_TEAM: with SLACK_CLIENT_ID, set the team id of the workspace that has the "
+                "agents' channel (its token posts cards, relays and notes)"
+            )
         if self.oauth and self.socket_mode:
             raise ValueError("SLACK_APP_TOKEN: Socket Mode cannot serve the OAuth install flow; unset one")
         if not self.socket_mode and self.signing_secret is None:
