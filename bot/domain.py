@@ -225,3 +225,15 @@ class TimelineEvent:
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+@dataclass
+class AuditRecord:
+    """A data-rights action (an export, a forget) for the audit log: no personal data in `detail`."""
+
+    action: str
+    subject: int
+    actor: str
+    at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from bot.domain import (
     Agent,
     Anchor,
+    AuditRecord,
     Customer,
     Entry,
     Identity,
@@ -35,6 +36,13 @@ class CustomerRepository(Protocol):
         ...
 
     async def identity(self, platform: str, external_id: str) -> Identity | None: ...
+    async def identities(self, customer_id: int) -> list[Identity]:
+        """Every platform identity of a customer, oldest first."""
+        ...
+
+    async def set_identity(self, identity_id: int, external_id: str, display_name: str) -> None:
+        """Overwrite an identity's platform user id and name (used to forget a customer)."""
+        ...
 
 
 class AgentRepository(Protocol):
@@ -67,6 +75,9 @@ class TicketRepository(Protocol):
         ...
 
     async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]: ...
+    async def for_customer(self, customer_id: int) -> list[Ticket]:
+        """Every ticket of the customer, by number."""
+        ...
 
 
 class EntryRepository(Protocol):
@@ -81,6 +92,9 @@ class EntryRepository(Protocol):
         ...
 
     async def set_body(self, entry_id: int, body: str) -> None: ...
+    async def redact(self, entry_id: int, body: str, author_name: str) -> None:
+        """Overwrite an entry's body and author and drop its platform message id (forgetting)."""
+        ...
 
 
 class AnchorRepository(Protocol):
@@ -92,6 +106,16 @@ class AnchorRepository(Protocol):
 class TimelineRepository(Protocol):
     async def add(self, event: TimelineEvent) -> None: ...
     async def for_ticket(self, number: int) -> list[TimelineEvent]: ...
+    async def redact(self, event_id: int, actor_name: str, detail: dict[str, Any]) -> None:
+        """Overwrite an event's actor and details (forgetting)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    async def add(self, record: AuditRecord) -> AuditRecord: ...
+    async def for_subject(self, customer_id: int) -> list[AuditRecord]:
+        """The audit log about one customer, oldest first."""
+        ...
 
 
 class SnippetRepository(Protocol):
@@ -120,6 +144,8 @@ class UnitOfWork(Protocol):
     def anchors(self) -> AnchorRepository: ...
     @property
     def snippets(self) -> SnippetRepository: ...
+    @property
+    def audit(self) -> AuditRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

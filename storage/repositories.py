@@ -19,6 +19,7 @@ from bot.domain import (
     WORKABLE_STATUSES,
     Agent,
     Anchor,
+    AuditRecord,
     Customer,
     Entry,
     EntryKind,
@@ -35,6 +36,7 @@ from bot.ports import Conflict
 from storage.models import (
     AgentRow,
     AnchorRow,
+    AuditRow,
     Base,
     CustomerRow,
     EntryRow,
@@ -163,7 +165,24 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         ).first()
         if row is None:
             return None
-        return Identity(row.customer_id, row.platform, row.external_id, row.display_name, row.id)
+        return _identity(row)
+
+    async def identities(self, customer_id: int) -> list[Identity]:
+        await flush(self.session)
+        rows = await self.session.scalars(
+            select(IdentityRow).where(IdentityRow.customer_id == customer_id).order_by(IdentityRow.id)
+        )
+        return [_identity(row) for row in rows]
+
+    async def set_identity(self, identity_id: int, external_id: str, display_name: str) -> None:
+        row = await self.session.get(IdentityRow, identity_id)
+        assert row is not None, f"no identity {identity_id}"
+        row.external_id = external_id
+        row.display_name = display_name
+
+
+def _identity(row: IdentityRow) -> Identity:
+    return Identity(row.customer_id, row.platform, row.external_id, row.display_name, row.id)
 
 
 class SqlAgents(_Tracked[Agent, AgentRow]):
@@ -259,6 +278,11 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
             .with_for_update(skip_locked=True)
         )
 
+    async def for_customer(self, customer_id: int) -> list[Ticket]:
+        return await self._many(
+            select(TicketRow).where(TicketRow.customer_id == customer_id).order_by(TicketRow.number)
+        )
+
 
 class SqlEntries:
     def __init__(self, session: AsyncSession) -> None:
@@ -303,6 +327,13 @@ class SqlEntries:
         row = await self.session.get(EntryRow, entry_id)
         assert row is not None, f"no entry {entry_id}"
         row.body = body
+
+    async def redact(self, entry_id: int, body: str, author_name: str) -> None:
+        row = await self.session.get(EntryRow, entry_id)
+        assert row is not None, f"no entry {entry_id}"
+        row.body = body
+        row.author_name = author_name
+        row.external_id = None
 
 
 def _entry(row: EntryRow) -> Entry:
@@ -380,6 +411,38 @@ class SqlTimeline:
         return [
             TimelineEvent(row.ticket_number, row.action, row.actor_name, row.at, dict(row.detail), row.id)
             for row in rows
+        ]
+
+    async def redact(self, event_id: int, actor_name: str, detail: dict[str, Any]) -> None:
+        row = await self.session.get(TimelineRow, event_id)
+        assert row is not None, f"no timeline event {event_id}"
+        row.actor_name = actor_name
+        row.detail = dict(detail)
+
+
+class SqlAudit:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, record: AuditRecord) -> AuditRecord:
+        row = AuditRow(
+            at=record.at,
+            action=record.action,
+            subject=record.subject,
+            actor=record.actor,
+            detail=dict(record.detail),
+        )
+        self.session.add(row)
+        await flush(self.session)
+        record.id = row.id
+        return record
+
+    async def for_subject(self, customer_id: int) -> list[AuditRecord]:
+        rows = await self.session.scalars(
+            select(AuditRow).where(AuditRow.subject == customer_id).order_by(AuditRow.id)
+        )
+        return [
+            AuditRecord(row.action, row.subject, row.actor, row.at, dict(row.detail), row.id) for row in rows
         ]
 
 

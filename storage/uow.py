@@ -13,6 +13,7 @@ from bot.ports import Conflict
 from storage.repositories import (
     SqlAgents,
     SqlAnchors,
+    SqlAudit,
     SqlCustomers,
     SqlEntries,
     SqlSnippets,
@@ -35,6 +36,7 @@ class SqlUnitOfWork:
         self.timeline = SqlTimeline(self.session)
         self.anchors = SqlAnchors(self.session)
         self.snippets = SqlSnippets(self.session)
+        self.audit = SqlAudit(self.session)
         return self
 
     async def __aexit__(

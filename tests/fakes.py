@@ -28,6 +28,7 @@ from bot.domain import (
     WORKABLE_STATUSES,
     Agent,
     Anchor,
+    AuditRecord,
     Customer,
     Entry,
     EntryKind,
@@ -47,7 +48,17 @@ from bot.ports import Conflict
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """A Monday morning: where the fake clock starts unless told otherwise."""
 
-TABLES = ("customers", "identities", "agents", "tickets", "entries", "timeline", "anchors", "snippets")
+TABLES = (
+    "customers",
+    "identities",
+    "agents",
+    "tickets",
+    "entries",
+    "timeline",
+    "anchors",
+    "snippets",
+    "audit_log",
+)
 _PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
 Tables = dict[str, dict[int, Any]]
@@ -72,6 +83,7 @@ class FakeStore:
     timeline: dict[int, TimelineEvent] = field(default_factory=dict)
     anchors: dict[int, Anchor] = field(default_factory=dict)
     snippets: dict[int, StoredSnippet] = field(default_factory=dict)
+    audit_log: dict[int, AuditRecord] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
     """Make this many of the next commits raise Conflict, as if another process had won a race."""
@@ -162,6 +174,18 @@ class FakeCustomers(_Repository):
         await _pause()
         found = self._identity(platform, external_id)
         return dataclasses.replace(found) if found else None
+
+    async def identities(self, customer_id: int) -> list[Identity]:
+        await _pause()
+        rows = sorted(self._uow.work["identities"].items())
+        return [dataclasses.replace(i) for _, i in rows if i.customer_id == customer_id]
+
+    async def set_identity(self, identity_id: int, external_id: str, display_name: str) -> None:
+        await _pause()
+        identities = self._uow.work["identities"]
+        identities[identity_id] = dataclasses.replace(
+            identities[identity_id], external_id=external_id, display_name=display_name
+        )
 
 
 class FakeAgents(_Repository):
@@ -277,6 +301,10 @@ class FakeTickets(_Repository):
         ]
         return sorted(found, key=lambda t: (t.resolved_at, t.number))[:limit]
 
+    async def for_customer(self, customer_id: int) -> list[Ticket]:
+        await _pause()
+        return [t for _, t in sorted(self.rows.items()) if t.customer_id == customer_id]
+
 
 def _stored_body(kind: EntryKind, body: str | InternalText) -> str | InternalText:
     """What reading an entry back gives, as with SQL: a note's body is internal, anything else a str."""
@@ -311,6 +339,13 @@ class FakeEntries(_Repository):
         await _pause()
         entry = self.rows[entry_id]
         self.rows[entry_id] = dataclasses.replace(entry, body=_stored_body(entry.kind, body))
+
+    async def redact(self, entry_id: int, body: str, author_name: str) -> None:
+        await _pause()
+        entry = self.rows[entry_id]
+        self.rows[entry_id] = dataclasses.replace(
+            entry, body=_stored_body(entry.kind, body), author_name=author_name, external_id=None
+        )
 
 
 class FakeAnchors(_Repository):
@@ -350,6 +385,30 @@ class FakeTimeline(_Repository):
             dataclasses.replace(e, detail=dict(e.detail))
             for _, e in sorted(self.rows.items())
             if e.ticket_number == number
+        ]
+
+    async def redact(self, event_id: int, actor_name: str, detail: dict[str, Any]) -> None:
+        await _pause()
+        event = self.rows[event_id]
+        self.rows[event_id] = dataclasses.replace(event, actor_name=actor_name, detail=dict(detail))
+
+
+class FakeAudit(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "audit_log")
+
+    async def add(self, record: AuditRecord) -> AuditRecord:
+        await _pause()
+        record.id = _next_id(self.rows)
+        self.rows[record.id] = dataclasses.replace(record, detail=dict(record.detail))
+        return record
+
+    async def for_subject(self, customer_id: int) -> list[AuditRecord]:
+        await _pause()
+        return [
+            dataclasses.replace(r, detail=dict(r.detail))
+            for _, r in sorted(self.rows.items())
+            if r.subject == customer_id
         ]
 
 
@@ -409,6 +468,7 @@ class FakeUnitOfWork:
         self.timeline = FakeTimeline(self)
         self.anchors = FakeAnchors(self)
         self.snippets = FakeSnippets(self)
+        self.audit = FakeAudit(self)
 
     async def commit(self) -> None:
         await _pause()
