@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import discord
 import pytest
+from dbcheck import DatabaseChecks
 from discord_fake import (
     APP_ID,
     BOT_USER_ID,
@@ -44,8 +45,8 @@ from discord_fake import (
     FakeDiscord,
     UserOption,
 )
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.discord.adapter import BOT_PERMISSIONS, DiscordAdapter, intents, invite_url
 from adapters.discord.config import DiscordSettings
@@ -103,7 +104,7 @@ class Opened:
 
 
 @dataclass
-class Discord:
+class Discord(DatabaseChecks):
     """The adapter as Discord sees it (a gateway to feed, REST calls to answer), plus the database."""
 
     fake: FakeDiscord
@@ -189,33 +190,6 @@ class Discord:
 
     async def wait_callback(self, payload: dict[str, Any], what: str = "the interaction's response") -> Call:
         return (await self.fake.wait_for(lambda: self.fake.callbacks(payload), what))[0]
-
-    # the database
-
-    async def scalars(self, statement: Any) -> list[Any]:
-        async with AsyncSession(self.engine) as session:
-            return list((await session.scalars(statement)).all())
-
-    async def count(self, model: Any, *where: Any) -> int:
-        async with AsyncSession(self.engine) as session:
-            return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-    async def ticket(self, number: int) -> TicketRow:
-        rows = await self.scalars(select(TicketRow).where(TicketRow.number == number))
-        assert rows, f"no ticket #{number}"
-        return rows[0]
-
-    async def entries(self, number: int, kind: EntryKind | None = None) -> list[EntryRow]:
-        statement = select(EntryRow).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
-        if kind is not None:
-            statement = statement.where(EntryRow.kind == kind)
-        return await self.scalars(statement)
-
-    async def snapshot(self) -> dict[str, int]:
-        return {
-            model.__tablename__: await self.count(model)
-            for model in (TicketRow, EntryRow, TimelineRow, AnchorRow, AgentRow)
-        }
 
     # scenarios
 

@@ -31,6 +31,7 @@ from uuid import uuid4
 
 import aiohttp
 import pytest
+from dbcheck import DatabaseChecks
 from slack_fake import (
     APP_ID,
     BOT_ID,
@@ -45,8 +46,8 @@ from slack_fake import (
     FakeSlack,
 )
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import adapters.slack.adapter as slack_adapter
 from adapters.slack.adapter import SlackAdapter
@@ -285,7 +286,7 @@ class Opened:
 
 
 @dataclass
-class Slack:
+class Slack(DatabaseChecks):
     """The adapter as Slack sees it: an HTTP endpoint; plus the fake Web API and the database to look at."""
 
     fake: FakeSlack
@@ -393,33 +394,6 @@ class Slack:
         return await self.fake.wait_for(
             lambda: (found := self.fake.posts(channel, **match)) and len(found) >= count and found, what
         )
-
-    # the database
-
-    async def scalars(self, statement: Any) -> list[Any]:
-        async with AsyncSession(self.engine) as session:
-            return list((await session.scalars(statement)).all())
-
-    async def count(self, model: Any, *where: Any) -> int:
-        async with AsyncSession(self.engine) as session:
-            return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-    async def ticket(self, number: int) -> TicketRow:
-        rows = await self.scalars(select(TicketRow).where(TicketRow.number == number))
-        assert rows, f"no ticket #{number}"
-        return rows[0]
-
-    async def entries(self, number: int, kind: EntryKind | None = None) -> list[EntryRow]:
-        statement = select(EntryRow).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
-        if kind is not None:
-            statement = statement.where(EntryRow.kind == kind)
-        return await self.scalars(statement)
-
-    async def snapshot(self) -> dict[str, int]:
-        return {
-            model.__tablename__: await self.count(model)
-            for model in (TicketRow, EntryRow, TimelineRow, AnchorRow)
-        }
 
     # scenarios
 
