@@ -28,7 +28,8 @@ class Actor:
 class IncomingMessage:
     """A customer wrote something in a support conversation.
 
-    `message_id` is the platform's id of the message; the same id seen twice is recorded once.
+    `message_id` identifies the message on its platform (unique there: Slack's `ts` is unique only
+    per channel, so its adapter sends `channel:ts`); the same id seen twice is recorded once.
     """
 
     actor: Actor

@@ -740,14 +740,14 @@ class Desk:
             raise Refusal(_private(actor, voice.unknown_queue(command.queue, names)))
         tickets = await work.uow.tickets.unassigned(command.queue, LIST_LIMIT)
         customers = await self._customer_names(work, tickets)
-        work.say(_private(actor, voice.queue_list(tickets, customers, command.queue, work.now)))
+        work.say(_private(actor, voice.queue_list(tickets, customers, command.queue, work.now, LIST_LIMIT)))
 
     async def _mine(self, work: _Work, actor: Actor) -> None:
         agent = await _agent_record(work, actor.person)
         assert agent.id is not None
         tickets = await work.uow.tickets.assigned_to(agent.id, LIST_LIMIT)
         names = await self._customer_names(work, tickets)
-        work.say(_private(actor, voice.mine_list(tickets, names, work.now)))
+        work.say(_private(actor, voice.mine_list(tickets, names, work.now, LIST_LIMIT)))
 
     # --- due work -----------------------------------------------------------------------------
 

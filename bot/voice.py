@@ -322,19 +322,26 @@ def priority_update(ticket: Ticket, agent: Agent) -> str:
     return f"{ticket.ref} is now {ticket.priority} priority ({agent.display_name})."
 
 
-def queue_list(tickets: list[Ticket], names: dict[int, str], queue: str | None, now: datetime) -> str:
+def queue_list(
+    tickets: list[Ticket], names: dict[int, str], queue: str | None, now: datetime, limit: int
+) -> str:
     where = f" in {queue}" if queue else ""
     if not tickets:
         return f"No unclaimed tickets{where}. Nice work."
-    lines = [f"Unclaimed tickets{where} ({len(tickets)}):"]
+    lines = [f"Unclaimed tickets{where} ({_count(tickets, limit)}):"]
     lines += [_list_line(t, names, now) for t in tickets]
     return "\n".join(lines)
 
 
-def mine_list(tickets: list[Ticket], names: dict[int, str], now: datetime) -> str:
+def _count(tickets: list[Ticket], limit: int) -> str:
+    """The list's size, saying so when the list stops at its limit and more may wait."""
+    return f"the first {limit}" if len(tickets) >= limit else str(len(tickets))
+
+
+def mine_list(tickets: list[Ticket], names: dict[int, str], now: datetime, limit: int) -> str:
     if not tickets:
         return "You have no tickets in progress."
-    lines = [f"Your tickets ({len(tickets)}):"]
+    lines = [f"Your tickets ({_count(tickets, limit)}):"]
     lines += [_list_line(t, names, now) for t in tickets]
     return "\n".join(lines)
 

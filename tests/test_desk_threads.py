@@ -246,3 +246,11 @@ async def test_a_relocated_ticket_is_answered_and_found_in_its_new_place(h: Harn
     told = next(m for m in claimed if isinstance(m, CustomerMessage))
     assert told.audience.conversation == new_place
     assert h.store.events_for(1, "moved")[0].detail == {"old": "D-1"}
+
+
+async def test_a_long_queue_says_it_shows_only_the_first_ones(h: Harness):
+    for n in range(27):
+        await h.write(customer(f"Cust{n} X", user_id=f"U{n}"), f"problem {n}", message_id=f"q{n}")
+    listing = (await h.run(ANA, "/ticket queue"))[0].text
+    assert listing.startswith("Unclaimed tickets (the first 25):")
+    assert listing.count("\n") == 25
