@@ -435,9 +435,25 @@ class Desk:
                 conversation.platform, conversation.channel_id, conversation.thread_id
             )
         assert customer.id is not None
-        return await work.uow.tickets.latest_in(
+        latest = await work.uow.tickets.latest_in(
             customer.id, conversation.platform, conversation.channel_id, kind
         )
+        return latest or await self._moved_away_from(work, customer, conversation, kind)
+
+    async def _moved_away_from(
+        self, work: _Work, customer: Customer, conversation: Conversation, kind: TicketKind
+    ) -> Ticket | None:
+        """The customer's open ticket that was relocated from this conversation (a DM they refuse):
+        their words here still belong to it. Only asked when nothing else lives here."""
+        assert customer.id is not None
+        for ticket in reversed(await work.uow.tickets.for_customer(customer.id)):
+            if ticket.is_closed or ticket.kind is not kind or ticket.platform != conversation.platform:
+                continue
+            assert ticket.number is not None
+            events = await work.uow.timeline.for_ticket(ticket.number)
+            if any(e.action == "moved" and e.detail.get("old") == conversation.channel_id for e in events):
+                return ticket
+        return None
 
     def _is_courtesy_after_resolution(self, work: _Work, ticket: Ticket, text: str) -> bool:
         if ticket.status not in (Status.RESOLVED, Status.CLOSED) or ticket.resolved_at is None:

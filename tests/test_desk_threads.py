@@ -254,3 +254,12 @@ async def test_a_long_queue_says_it_shows_only_the_first_ones(h: Harness):
     listing = (await h.run(ANA, "/ticket queue"))[0].text
     assert listing.startswith("Unclaimed tickets (the first 25):")
     assert listing.count("\n") == 25
+
+
+async def test_words_in_the_conversation_a_ticket_moved_away_from_still_reach_it(h: Harness):
+    old_place = Conversation("discord", "D-1")
+    await h.write(DANA, "Hello", old_place, message_id="m1")
+    await h.desk.relocate(1, Conversation("discord", "T-9", "T-9", "G1"))
+    out = await h.write(DANA, "Did you get my message?", old_place, message_id="m2")
+    assert len(h.store.tickets) == 1
+    assert next(m for m in out if isinstance(m, StaffMessage)).audience.ticket_number == 1

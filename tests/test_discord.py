@@ -1108,11 +1108,6 @@ async def test_a_request_whose_greeting_cannot_be_dmd_tells_agents_in_the_staff_
     assert told and all(c.channel_id == card_id for c in told), [c.path for c in told]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: once a DM ticket moved to a fallback thread, the customer's next DM (they can write to the "
-    "bot, it cannot write back) opens a second ticket and a second thread",
-)
 async def test_a_customer_who_takes_no_dms_writing_again_by_dm_stays_on_their_ticket(dc: Discord) -> None:
     dm = _refuse_dms(dc.fake, DANA)
     dc.say(dm, DANA, "Can you reset my password?")
