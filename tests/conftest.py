@@ -133,6 +133,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated SQLite engine, for tests that run on SQLite only (the platform adapters' wire tests)."""
+    engine = create_engine(sqlite_url)
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
 def uow_factory(engine: AsyncEngine) -> Callable[[], SqlUnitOfWork]:
     """Makes a new unit of work on the migrated database each time it is called (as the Desk expects)."""
     sessions = session_factory(engine)

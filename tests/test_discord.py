@@ -54,8 +54,7 @@ from bot.clock import FakeClock
 from bot.desk import Desk
 from bot.domain import EntryKind, Priority, Status, TicketKind
 from bot.policy import load_policy
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
+from storage.engine import session_factory
 from storage.models import AgentRow, AnchorRow, EntryRow, TicketRow, TimelineRow
 from storage.uow import SqlUnitOfWork
 
@@ -306,16 +305,6 @@ def settings(**overrides: Any) -> DiscordSettings:
     }
     values.update(overrides)
     return DiscordSettings(**values)
-
-
-@pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 StartDiscord = Callable[..., Awaitable[Discord]]

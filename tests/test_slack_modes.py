@@ -62,8 +62,7 @@ from bot.clock import FakeClock
 from bot.desk import Desk
 from bot.domain import EntryKind, Status, TicketKind
 from bot.policy import load_policy
-from storage.engine import create_engine, session_factory
-from storage.migrate import upgrade
+from storage.engine import session_factory
 from storage.models import AgentRow, EntryRow, TicketRow
 from storage.uow import SqlUnitOfWork
 
@@ -89,16 +88,6 @@ async def fake() -> AsyncIterator[FakeSlack]:
         yield slack
     finally:
         await slack.stop()
-
-
-@pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    try:
-        await upgrade(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 # --- Socket Mode harness --------------------------------------------------------------------------
