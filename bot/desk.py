@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 from bot import voice
 from bot.clock import Clock
@@ -75,6 +76,7 @@ from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_
 from bot.ports import Conflict, UnitOfWork
 from bot.text import clean, shorten
 
+T = TypeVar("T")
 LIST_LIMIT = 25
 NAME_LIMIT = 80
 SWEEP_BATCH = 200
@@ -92,6 +94,7 @@ class _Work:
     uow: UnitOfWork
     now: datetime
     out: list[Outgoing] = field(default_factory=list)
+    cards: dict[tuple[int, str], MessageRef | None] = field(default_factory=dict)
 
     def say(self, message: Outgoing) -> None:
         self.out.append(message)
@@ -209,25 +212,11 @@ class Desk:
     async def has_message(self, platform: str, message_id: str) -> bool:
         """Whether a platform message was already recorded: adapters that must act before the desk
         does (opening a thread for a ticket, say) check this first, so a redelivery does nothing."""
-        found: list[bool] = []
-
-        async def look(work: _Work) -> None:
-            found.append(await work.uow.entries.seen(platform, message_id))
-
-        await self._run(look)
-        return found[0]
+        return await self._read(lambda work: work.uow.entries.seen(platform, message_id))
 
     async def card_of(self, ticket_number: int, platform: str) -> MessageRef | None:
         """The card posted for a ticket on a platform, if any (its thread is the staff thread)."""
-        found: list[MessageRef] = []
-
-        async def look(work: _Work) -> None:
-            anchor = await work.uow.anchors.for_ticket(ticket_number, platform)
-            if anchor is not None:
-                found.append(MessageRef(anchor.channel_id, anchor.message_id))
-
-        await self._run(look)
-        return found[0] if found else None
+        return await self._read(lambda work: _card(work, ticket_number, platform))
 
     async def message_edited(self, platform: str, message_id: str, text: str) -> list[Outgoing]:
         """A customer edited a message: the record shows the new text; the original stays on the timeline."""
@@ -274,37 +263,39 @@ class Desk:
         """An agent's tickets in progress and the unclaimed queue; None for anyone else."""
         if not actor.is_agent:
             return None
-        result: list[Overview] = []
 
-        async def gather(work: _Work) -> None:
+        async def gather(work: _Work) -> Overview:
             agent = await _agent_record(work, _clean_person(actor.person))
             assert agent.id is not None
             mine = await work.uow.tickets.assigned_to(agent.id, LIST_LIMIT)
             unclaimed = await work.uow.tickets.unassigned(None, LIST_LIMIT)
             names = await self._customer_names(work, mine + unclaimed)
             lines = [tuple(_line(t, names, work.now) for t in group) for group in (mine, unclaimed)]
-            result.append(Overview(*lines))
+            return Overview(*lines)
 
-        await self._run(gather)
-        return result[0]
+        return await self._read(gather)
 
     async def snippet_names(self, actor: Actor) -> list[str]:
         """The snippets an agent can send, by name (for autocomplete); nothing for anyone else."""
         if not actor.is_agent:
             return []
-        found: list[str] = []
-
-        async def look(work: _Work) -> None:
-            found.extend(await self._snippet_names(work))
-
-        await self._run(look)
-        return found
+        return await self._read(self._snippet_names)
 
     async def run_due_work(self) -> list[Outgoing]:
         """Time-driven work: resolved tickets close once they have been quiet long enough."""
         return await self._run(self._close_quiet_tickets)
 
     # --- plumbing -----------------------------------------------------------------------------
+
+    async def _read(self, query: Callable[[_Work], Awaitable[T]]) -> T:
+        """Run a question in a unit of work of its own (committed: it may register an agent)."""
+        answers: list[T] = []
+
+        async def ask(work: _Work) -> None:
+            answers.append(await query(work))
+
+        await self._run(ask)
+        return answers[-1]
 
     async def _run(self, job: Callable[[_Work], Awaitable[None]]) -> list[Outgoing]:
         for attempt in range(CONFLICT_RETRIES):
@@ -932,12 +923,20 @@ async def _in_staff_thread(work: _Work, message: Outgoing) -> Outgoing:
         return message
     if audience.staff_thread is not None:
         return message
-    anchor = await work.uow.anchors.for_ticket(audience.ticket_number, audience.platform)
-    if anchor is None:
+    thread = await _card(work, audience.ticket_number, audience.platform)
+    if thread is None:
         return message
     assert isinstance(message, StaffMessage)
-    thread = MessageRef(anchor.channel_id, anchor.message_id)
     return replace(message, audience=replace(audience, staff_thread=thread))
+
+
+async def _card(work: _Work, ticket_number: int, platform: str) -> MessageRef | None:
+    """A ticket's card on a platform, looked up once per unit of work."""
+    key = (ticket_number, platform)
+    if key not in work.cards:
+        anchor = await work.uow.anchors.for_ticket(ticket_number, platform)
+        work.cards[key] = MessageRef(anchor.channel_id, anchor.message_id) if anchor else None
+    return work.cards[key]
 
 
 def _line(ticket: Ticket, names: dict[int, str], now: datetime) -> TicketLine:
