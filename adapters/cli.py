@@ -112,7 +112,9 @@ async def _forget(uow_factory: data_rights.UowFactory, ref: str, yes: bool, cloc
             f"irreversibly, their name and {_count(held.identities, 'platform identity', 'identities')}, "
             f"and the texts of {_count(held.entries, 'message or note', 'messages and notes')} and "
             f"{_count(held.timeline_events, 'timeline event', 'timeline events')} on "
-            f"{_count(held.tickets, 'ticket', 'tickets')}; ticket numbers, statuses and times stay. "
+            f"{_count(held.tickets, 'ticket', 'tickets')}, their profile, "
+            f"{_count(held.profile_notes, 'profile note', 'profile notes')} and "
+            f"{_count(held.incentives, 'incentive', 'incentives')}; ticket numbers, statuses and times stay. "
             "Nothing was changed. Run it again with --yes to erase.",
             file=sys.stderr,
         )
@@ -176,7 +178,7 @@ async def run_adapters(settings: Settings) -> int:
 async def run_console(settings: Settings) -> int:
     clock = OffsetClock()
     runtime = await build(settings, clock)
-    console = ConsoleDesk(runtime.desk, clock, settings.console_agents)
+    console = ConsoleDesk(runtime.desk, clock, settings.console_agents, export_dir=settings.export_dir)
     scheduler: DueWorkScheduler | None = None
     try:
         await console.start()

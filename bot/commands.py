@@ -121,6 +121,56 @@ class Snippet(TicketCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerRef:
+    """A customer named in a command: by the ticket they opened (`#12`), by a mention or name on the
+    agent's own platform (`<@U123>`, `@dana`), or by a platform identity (`discord:4711`)."""
+
+    ticket: int | None = None
+    key: str | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowCustomer:
+    """`/ticket customer <@user|#id>`: a customer's profile, privately to the agent."""
+
+    customer: CustomerRef
+
+
+PROFILE_FIELDS = ("address", "timezone", "org", "email", "tags", "kind")
+"""What `/ticket profile [#id] <field> <value>` sets; `note` adds a note instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile(TicketCommand):
+    """`/ticket profile [#id]` shows the profile of the ticket's customer; with a field it sets it, and
+    `note <text>` adds a note shown on every future ticket of theirs. An empty value clears a field."""
+
+    field: str | None = None
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GiveIncentive(TicketCommand):
+    """`/ticket incentive [#id] <what>`: record a goodwill gesture (a replacement, a discount)."""
+
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """`/ticket link <customer> <customer>`: two identities are one person; their histories merge."""
+
+    first: CustomerRef
+    second: CustomerRef
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript(TicketCommand):
+    """`/ticket transcript [#id]`: the whole ticket as Markdown and JSON files, for the agent."""
+
+
+@dataclass(frozen=True, slots=True)
 class AddSnippet:
     """Save a new snippet for every agent to use."""
 
@@ -170,6 +220,11 @@ Command = (
     | SetPriority
     | Show
     | Snippet
+    | ShowCustomer
+    | Profile
+    | GiveIncentive
+    | Link
+    | Transcript
     | AddSnippet
     | ListSnippets
     | ListQueue

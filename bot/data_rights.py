@@ -26,8 +26,20 @@ ERASED = "[erased]"
 BOT_NAME = "Relaydesk"
 
 _SAFE_DETAIL = frozenset(
-    {"old", "new", "kind", "follows", "entry", "by_replying", "from_queue", "to_queue"}
-    | {"agent", "from_agent", "to_agent"}
+    {
+        "old",
+        "new",
+        "kind",
+        "follows",
+        "entry",
+        "by_replying",
+        "from_queue",
+        "to_queue",
+        "field",
+        "into",
+        "how",
+    }
+    | {"agent", "from_agent", "to_agent", "handed_by"}
 )
 """Timeline details that hold statuses, numbers, queues or staff names: kept when forgetting."""
 _ALL_TEXT = frozenset({"moved"})
@@ -47,6 +59,8 @@ class Holdings:
     tickets: int
     entries: int
     timeline_events: int
+    profile_notes: int = 0
+    incentives: int = 0
 
     def as_detail(self) -> dict[str, int]:
         detail = asdict(self)
@@ -80,10 +94,10 @@ async def export(
             entries = await uow.entries.for_ticket(ticket.number)
             events = await uow.timeline.for_ticket(ticket.number)
             tickets.append(
-                _ticket_data(ticket, assignee.display_name if assignee else None)
+                ticket_data(ticket, assignee.display_name if assignee else None)
                 | {
-                    "entries": [_entry_data(entry) for entry in entries],
-                    "timeline": [_event_data(event) for event in events],
+                    "entries": [entry_data(entry) for entry in entries],
+                    "timeline": [event_data(event) for event in events],
                 }
             )
         data = {
@@ -93,8 +107,33 @@ async def export(
                 "display_name": customer.display_name,
                 "kind": str(customer.kind),
                 "created_at": _iso(customer.created_at),
+                "address_as": customer.address_as,
+                "timezone": customer.timezone,
+                "organisation": customer.organisation,
+                "email": customer.email,
+                "email_verified": customer.email_verified,
+                "tags": list(customer.tags),
             },
-            "identities": [_identity_data(identity) for identity in identities],
+            "identities": [identity_data(identity) for identity in identities],
+            "profile_notes": [
+                {
+                    "text": note.text.hidden,
+                    "visibility": "internal note (staff only, never shown to the customer)",
+                    "author": note.author_name,
+                    "at": _iso(note.created_at),
+                    "ticket": note.ticket_number,
+                }
+                for note in await uow.profiles.notes(customer.id)
+            ],
+            "incentives": [
+                {
+                    "what": incentive.what,
+                    "given_by": incentive.given_by,
+                    "at": _iso(incentive.given_at),
+                    "ticket": incentive.ticket_number,
+                }
+                for incentive in await uow.profiles.incentives(customer.id)
+            ],
             "tickets": tickets,
         }
         holdings = await _holdings(uow, customer)
@@ -120,6 +159,10 @@ async def forget(uow_factory: UowFactory, customer_ref: str, clock: Clock, actor
             assert identity.id is not None
             await uow.customers.set_identity(identity.id, f"forgotten:{customer.id}:{n}", FORGOTTEN_NAME)
         customer.display_name = FORGOTTEN_NAME
+        customer.address_as = customer.timezone = customer.organisation = customer.email = None
+        customer.email_verified = False
+        customer.tags = ()
+        await uow.profiles.erase(customer.id, ERASED)
 
         for ticket in await uow.tickets.for_customer(customer.id):
             assert ticket.number is not None
@@ -191,7 +234,9 @@ async def _holdings(uow: UnitOfWork, customer: Customer) -> Holdings:
         entries += len(await uow.entries.for_ticket(ticket.number))
         events += len(await uow.timeline.for_ticket(ticket.number))
     identities = len(await uow.customers.identities(customer.id))
-    return Holdings(customer.id, identities, len(tickets), entries, events)
+    notes = len(await uow.profiles.notes(customer.id))
+    incentives = len(await uow.profiles.incentives(customer.id))
+    return Holdings(customer.id, identities, len(tickets), entries, events, notes, incentives)
 
 
 def _erased_detail(event: TimelineEvent) -> dict[str, Any]:
@@ -206,7 +251,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _identity_data(identity: Identity) -> dict[str, Any]:
+def identity_data(identity: Identity) -> dict[str, Any]:
     return {
         "platform": identity.platform,
         "user_id": identity.external_id,
@@ -214,7 +259,7 @@ def _identity_data(identity: Identity) -> dict[str, Any]:
     }
 
 
-def _ticket_data(ticket: Ticket, assignee: str | None) -> dict[str, Any]:
+def ticket_data(ticket: Ticket, assignee: str | None) -> dict[str, Any]:
     return {
         "number": ticket.number,
         "kind": str(ticket.kind),
@@ -238,7 +283,7 @@ def _ticket_data(ticket: Ticket, assignee: str | None) -> dict[str, Any]:
     }
 
 
-def _entry_data(entry: Entry) -> dict[str, Any]:
+def entry_data(entry: Entry) -> dict[str, Any]:
     internal = isinstance(entry.body, InternalText) or entry.kind is EntryKind.NOTE
     text = entry.body.hidden if isinstance(entry.body, InternalText) else entry.body
     return {
@@ -253,7 +298,7 @@ def _entry_data(entry: Entry) -> dict[str, Any]:
     }
 
 
-def _event_data(event: TimelineEvent) -> dict[str, Any]:
+def event_data(event: TimelineEvent) -> dict[str, Any]:
     return {
         "action": event.action,
         "actor": event.actor_name,

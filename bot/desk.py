@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
-from bot import voice
+from bot import packet as packets
+from bot import profiles, transcript, voice
 from bot.clock import Clock
 from bot.commands import (
     Actor,
@@ -19,14 +20,18 @@ from bot.commands import (
     AgentMention,
     Claim,
     Command,
+    CustomerRef,
+    GiveIncentive,
     Help,
     Hold,
     IncomingMessage,
+    Link,
     ListQueue,
     ListSnippets,
     Mine,
     Note,
     Pending,
+    Profile,
     Release,
     Reopen,
     Reply,
@@ -34,18 +39,23 @@ from bot.commands import (
     Resolve,
     SetPriority,
     Show,
+    ShowCustomer,
     Snippet,
     TicketCommand,
+    Transcript,
     Transfer,
 )
 from bot.domain import (
     STATUS_WORDS,
     Agent,
     Anchor,
+    AuditRecord,
     Customer,
     Entry,
     EntryKind,
     Identity,
+    Incentive,
+    ProfileNote,
     Role,
     Status,
     StoredSnippet,
@@ -72,6 +82,7 @@ from bot.messages import (
     ToCustomer,
     staff,
 )
+from bot.packet import ProfileView
 from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
 from bot.ports import Conflict, UnitOfWork
 from bot.text import clean, shorten
@@ -80,6 +91,9 @@ T = TypeVar("T")
 LIST_LIMIT = 25
 NAME_LIMIT = 80
 SWEEP_BATCH = 200
+PROFILE_CHARS = 4000
+PROFILE_NOTE_LIMIT = 1000
+INCENTIVE_LIMIT = 400
 CONFLICT_RETRIES = 3
 
 
@@ -121,6 +135,9 @@ class Desk:
             SetPriority: self._priority,
             Show: self._show,
             Snippet: self._snippet,
+            Profile: self._profile,
+            GiveIncentive: self._incentive,
+            Transcript: self._transcript,
         }
 
     # --- entry points -------------------------------------------------------------------------
@@ -343,6 +360,13 @@ class Desk:
         if isinstance(command, AddSnippet):
             await self._add_snippet(work, actor, command)
             return
+        if isinstance(command, ShowCustomer):
+            customer = await self._find_customer(work, actor, command.customer)
+            await self._send_profile(work, actor, customer)
+            return
+        if isinstance(command, Link):
+            await self._link(work, actor, command)
+            return
         assert isinstance(command, TicketCommand)
         ticket = await self._ticket_for(work, actor, command, conversation)
         await self._handlers[type(command)](work, actor, ticket, command)
@@ -502,15 +526,96 @@ class Desk:
         )
 
     async def _customer_record(self, work: _Work, person: Person, kind: TicketKind) -> Customer:
+        """The customer behind a platform identity, made on first contact. A verified email the platform
+        gives links them with the customer who has the same one elsewhere."""
+        email = person.email.strip().lower() if person.email and person.email.strip() else None
         customer = await work.uow.customers.by_identity(person.platform, person.user_id)
         if customer is None:
             customer = await work.uow.customers.add(
-                Customer(display_name=person.display_name, kind=kind, created_at=work.now),
+                Customer(
+                    display_name=person.display_name,
+                    kind=kind,
+                    created_at=work.now,
+                    email=email,
+                    email_verified=email is not None,
+                ),
                 Identity(0, person.platform, person.user_id, person.display_name),
             )
-        elif customer.display_name != person.display_name:
-            customer.display_name = person.display_name  # people rename themselves; greet the new name
+        else:
+            if customer.display_name != person.display_name:
+                customer.display_name = person.display_name  # people rename themselves; greet the new name
+            if email is None or (customer.email == email and customer.email_verified):
+                return customer
+            customer.email, customer.email_verified = email, True
+        if email is None:
+            return customer
+        for other in await work.uow.customers.with_email(email):
+            if other.id != customer.id and other.email_verified:
+                keep, gone = profiles.older_first(customer, other)
+                await self._merge(work, keep, gone, "Relaydesk", how="verified email")
+                customer = keep
         return customer
+
+    async def _merge(self, work: _Work, keep: Customer, gone: Customer, actor_name: str, how: str) -> int:
+        """Link two profiles of one person: the younger one's identities, tickets, notes and incentives
+        move to the older one, which fills its gaps from the younger. Audited; returns tickets moved."""
+        assert keep.id is not None and gone.id is not None
+        moved = await work.uow.tickets.for_customer(gone.id)
+        for ticket in moved:
+            ticket.customer_id = keep.id
+            await _log(work, ticket, "linked", actor_name, into=keep.id, how=how)
+        identities = await work.uow.customers.move_identities(gone.id, keep.id)
+        await work.uow.profiles.move(gone.id, keep.id)
+        merged = gone.id
+        profiles.fold(keep, gone)
+        detail = {"merged": merged, "tickets": len(moved), "identities": identities, "how": how}
+        await work.uow.audit.add(AuditRecord("link", keep.id, actor_name, work.now, detail))
+        return len(moved)
+
+    async def _find_customer(self, work: _Work, actor: Actor, ref: CustomerRef) -> Customer:
+        """The customer a command names: by a ticket of theirs, or by an identity (a mention, a name)."""
+        if ref.ticket is not None:
+            ticket = await work.uow.tickets.get(ref.ticket)
+            if ticket is None:
+                raise Refusal(_private(actor, voice.no_such_ticket(ref.ticket)))
+            return await self._customer_of(work, ticket)
+        assert ref.key is not None
+        platform = ref.platform or actor.person.platform
+        found = await work.uow.customers.find(platform, ref.key)
+        if not found:
+            raise Refusal(_private(actor, voice.unknown_customer(platform, ref.key)))
+        if len(found) > 1:
+            raise Refusal(_private(actor, voice.ambiguous_customer(ref.key, len(found))))
+        return found[0]
+
+    async def _profile_view(self, work: _Work, customer: Customer, exclude: int | None) -> ProfileView:
+        assert customer.id is not None
+        return packets.profile_view(
+            customer,
+            await work.uow.customers.identities(customer.id),
+            await work.uow.profiles.notes(customer.id),
+            await work.uow.profiles.incentives(customer.id),
+            await work.uow.tickets.for_customer(customer.id),
+            exclude=exclude,
+        )
+
+    async def _send_profile(self, work: _Work, actor: Actor, customer: Customer) -> None:
+        await _agent_record(work, actor.person)
+        view = await self._profile_view(work, customer, exclude=None)
+        parts = packets.render_profile(view, packets.budget_for(actor.person.platform, PROFILE_CHARS))
+        work.say(StaffMessage(ToAgent(actor.person), tuple(parts), StaffKind.INFO))
+
+    async def _link(self, work: _Work, actor: Actor, command: Link) -> None:
+        agent = await _agent_record(work, actor.person)
+        first = await self._find_customer(work, actor, command.first)
+        second = await self._find_customer(work, actor, command.second)
+        if first.id == second.id:
+            raise Refusal(_private(actor, voice.already_one_customer(first)))
+        keep, gone = profiles.older_first(first, second)
+        gone_name = gone.display_name
+        moved = await self._merge(work, keep, gone, agent.display_name, how="linked by an agent")
+        work.say(_private(actor, voice.linked(keep, gone_name, moved)))
+        await self._send_profile(work, actor, keep)
 
     # --- ticket commands ----------------------------------------------------------------------
 
@@ -527,7 +632,7 @@ class Desk:
         customer = await self._customer_of(work, ticket)
         await self._say_to_customer(work, ticket, customer, voice.claimed(customer, ticket, agent))
         work.say(_owner_update(ticket, agent, voice.claimed_update(ticket, agent)))
-        await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
+        await self._send_packet(work, ToAgent(actor.person), ticket, customer, heading=None)
 
     async def _release(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
         agent = await _agent_record(work, actor.person)
@@ -592,6 +697,7 @@ class Desk:
         before = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
         customer = await self._customer_of(work, ticket)
         reason = clean(command.reason)
+        receiver: Agent | None = None
         owner: ToAgent | ToAgents
         if isinstance(command.target, AgentMention):
             target = await work.uow.agents.find(actor.person.platform, command.target.key)
@@ -600,6 +706,7 @@ class Desk:
             if target.id == ticket.assignee_id:
                 raise Refusal(_private(actor, voice.already_with(ticket, target)))
             await _assign(work, ticket, target, agent)
+            receiver = target
             detail = {"to_agent": target.display_name}
             owner = ToAgent(_person_of(target), ticket.workspace_id)
             heading = voice.handed_to_you(ticket, agent, reason)
@@ -623,7 +730,11 @@ class Desk:
         await _log(
             work, ticket, "transferred", agent.display_name, from_agent=from_agent, reason=reason, **detail
         )
-        await self._send_summary(work, owner, ticket, customer, heading)
+        if receiver is not None:
+            # The receiving agent owns it from now on: their claim is on the timeline too.
+            name = receiver.display_name
+            await _log(work, ticket, "claimed", name, agent=name, handed_by=agent.display_name)
+        await self._send_packet(work, owner, ticket, customer, heading)
         await self._say_to_customer(work, ticket, customer, customer_text)
 
     async def _pending(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
@@ -684,7 +795,71 @@ class Desk:
 
     async def _show(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
         customer = await self._customer_of(work, ticket)
-        await self._send_summary(work, ToAgent(actor.person), ticket, customer, heading=None)
+        await self._send_packet(work, ToAgent(actor.person), ticket, customer, heading=None)
+
+    async def _profile(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        """Show the ticket's customer's profile, add a note to it, or set one of its fields."""
+        assert isinstance(command, Profile)
+        customer = await self._customer_of(work, ticket)
+        assert customer.id is not None
+        if command.field is None:
+            await self._send_profile(work, actor, customer)
+            return
+        agent = await _agent_record(work, actor.person)
+        value = clean(command.value).strip()
+        if command.field == "note":
+            if not value:
+                raise Refusal(_private(actor, voice.needs_text("profile note")))
+            if len(value) > PROFILE_NOTE_LIMIT:
+                raise Refusal(_private(actor, voice.too_long("A profile note", PROFILE_NOTE_LIMIT)))
+            text = InternalText(value)
+            await work.uow.profiles.add_note(
+                ProfileNote(customer.id, text, agent.display_name, work.now, ticket.number)
+            )
+            await _log(work, ticket, "profile_note", agent.display_name)
+            header = voice.profile_note_header(ticket, customer, agent)
+            work.say(staff(_agents_about(ticket), header, text, kind=StaffKind.NOTE))
+            return
+        try:
+            shown = profiles.set_field(customer, command.field, value)
+        except profiles.ProfileValueError as error:
+            raise Refusal(_private(actor, voice.bad_profile_value(command.field, str(error)))) from None
+        await _log(work, ticket, "profile", agent.display_name, field=command.field, value=shown)
+        others: list[Customer] = []
+        if command.field == "email" and customer.email:
+            others = [c for c in await work.uow.customers.with_email(customer.email) if c.id != customer.id]
+        work.say(_private(actor, voice.profile_set(customer, command.field, shown, others)))
+
+    async def _incentive(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        """Record a goodwill gesture on the customer's profile, so nobody offers it twice unknowingly."""
+        assert isinstance(command, GiveIncentive)
+        what = " ".join(clean(command.what).split())
+        if not what:
+            raise Refusal(_private(actor, voice.needs_text("incentive")))
+        if len(what) > INCENTIVE_LIMIT:
+            raise Refusal(_private(actor, voice.too_long("An incentive", INCENTIVE_LIMIT)))
+        agent = await _agent_record(work, actor.person)
+        customer = await self._customer_of(work, ticket)
+        assert customer.id is not None
+        await work.uow.profiles.add_incentive(
+            Incentive(customer.id, ticket.number, what, agent.display_name, work.now)
+        )
+        await _log(work, ticket, "incentive", agent.display_name, what=what)
+        work.say(staff(_agents_about(ticket), voice.incentive_recorded(ticket, customer, agent, what)))
+
+    async def _transcript(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
+        """The whole ticket as files for the agent who asked; the packet is the short version."""
+        assert ticket.number is not None
+        agent = await _agent_record(work, actor.person)
+        customer = await self._customer_of(work, ticket)
+        entries = await work.uow.entries.for_ticket(ticket.number)
+        assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
+        await _log(work, ticket, "transcript", agent.display_name)
+        events = await work.uow.timeline.for_ticket(ticket.number)
+        owner = assignee.display_name if assignee else None
+        made = transcript.files(ticket, customer, owner, entries, events, work.now)
+        text = voice.transcript_ready(ticket, len(entries), len(events))
+        work.say(StaffMessage(ToAgent(actor.person), (text,), StaffKind.INFO, attachments=made))
 
     async def _snippet(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         """Send a saved reply: exactly an agent's reply, with the snippet's variables filled in."""
@@ -785,7 +960,7 @@ class Desk:
         await _record(work, ticket, EntryKind.BOT, bot, text, None)
         work.say(_to_customer(ticket, customer, text))
 
-    async def _send_summary(
+    async def _send_packet(
         self,
         work: _Work,
         audience: ToAgent | ToAgents,
@@ -793,13 +968,24 @@ class Desk:
         customer: Customer,
         heading: str | None,
     ) -> None:
+        """The handoff packet, from our records, within the budget of the platform it goes to."""
         assert ticket.number is not None
         entries = await work.uow.entries.for_ticket(ticket.number)
+        events = await work.uow.timeline.for_ticket(ticket.number)
         assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
-        earlier = await work.uow.tickets.count_for_customer(customer.id or 0, before=ticket.number)
-        public = [e.body for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
-        facts = self._facts.find(body for body in public if isinstance(body, str))
-        parts = voice.summary(ticket, customer, assignee, entries, earlier, heading, facts)
+        profile = await self._profile_view(work, customer, exclude=ticket.number)
+        built = packets.build(
+            ticket,
+            assignee.display_name if assignee else None,
+            profile,
+            entries,
+            events,
+            self._facts,
+            self.policy.is_courtesy,
+            heading,
+        )
+        platform = audience.person.platform if isinstance(audience, ToAgent) else audience.platform
+        parts = packets.render(built, packets.budget_for(platform, self.policy.handoff.packet_chars))
         work.say(StaffMessage(audience, tuple(parts), StaffKind.INFO))
 
 

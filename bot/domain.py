@@ -80,10 +80,31 @@ class TransitionError(ValueError):
 
 @dataclass
 class Customer:
+    """One person across platforms: their identities (a Slack user, a Discord user) all point here.
+
+    `address_as` is how they like to be addressed; greetings use it over the platform name. `email` is
+    either one a platform verified (`email_verified`), which links identities by itself, or one an agent
+    typed in. `merged_into` marks a profile folded into another by a link: it holds nothing personal.
+    """
+
     display_name: str
     kind: TicketKind
     created_at: datetime
+    address_as: str | None = None
+    timezone: str | None = None
+    organisation: str | None = None
+    email: str | None = None
+    email_verified: bool = False
+    tags: tuple[str, ...] = ()
+    merged_into: int | None = None
     id: int | None = None
+
+    @property
+    def name_to_use(self) -> str:
+        """What to call them: how they asked to be addressed, or else their first name."""
+        if self.address_as:
+            return self.address_as
+        return self.display_name.split()[0] if self.display_name.strip() else "there"
 
 
 @dataclass
@@ -201,6 +222,32 @@ class Anchor:
     platform: str
     channel_id: str
     message_id: str
+    id: int | None = None
+
+
+@dataclass
+class ProfileNote:
+    """Something to remember about a customer on every future ticket (preferences, background).
+    Staff knowledge: the text is InternalText, so it cannot reach a customer."""
+
+    customer_id: int
+    text: InternalText
+    author_name: str
+    created_at: datetime
+    ticket_number: int | None = None
+    id: int | None = None
+
+
+@dataclass
+class Incentive:
+    """A goodwill gesture given to a customer (a replacement, a discount, a gift): what, when, by whom,
+    on which ticket, so the next agent knows what was already offered."""
+
+    customer_id: int
+    ticket_number: int | None
+    what: str
+    given_by: str
+    given_at: datetime
     id: int | None = None
 
 

@@ -8,17 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.commands import (
+    PROFILE_FIELDS,
     AddSnippet,
     AgentMention,
     Claim,
     Command,
+    CustomerRef,
+    GiveIncentive,
     Help,
     Hold,
+    Link,
     ListQueue,
     ListSnippets,
     Mine,
     Note,
     Pending,
+    Profile,
     QueueName,
     Release,
     Reopen,
@@ -27,7 +32,9 @@ from bot.commands import (
     Resolve,
     SetPriority,
     Show,
+    ShowCustomer,
     Snippet,
+    Transcript,
     Transfer,
 )
 from bot.domain import Priority
@@ -58,6 +65,17 @@ VERBS: dict[str, Verb] = {
         "/ticket snippet [#id] <name>",
         "send a saved reply; alone, it lists them; /ticket snippet add <name> <text> saves one",
     ),
+    "customer": Verb("/ticket customer <@user|#id>", "see a customer's profile and history"),
+    "profile": Verb(
+        "/ticket profile [#id] [note <text> | <field> <value>]",
+        "see the customer's profile; add a note for every future ticket, or set " + "|".join(PROFILE_FIELDS),
+    ),
+    "incentive": Verb("/ticket incentive [#id] <what>", "record a goodwill gesture (a refund, a gift)"),
+    "link": Verb(
+        "/ticket link <@user|#id|platform:user> <@user|#id|platform:user>",
+        "two accounts are one customer: merge their profiles and histories",
+    ),
+    "transcript": Verb("/ticket transcript [#id]", "the whole ticket as Markdown and JSON files"),
     "queue": Verb("/ticket queue [name]", "list unclaimed tickets"),
     "mine": Verb("/ticket mine", "list the tickets you are working on"),
     "help": Verb("/ticket help [verb]", "this help"),
@@ -68,6 +86,7 @@ SNIPPET_ADD_USAGE = "/ticket snippet add <name> <text>"
 _TICKET_ID = re.compile(r"#(\d{1,9})")
 _BARE_ID = re.compile(r"\d{1,9}")
 _MENTION = re.compile(r"<@!?([A-Za-z0-9_.\-]+)(?:\|[^>]*)?>|@([^\s@<>]+)")
+_IDENTITY = re.compile(r"([a-z]{2,20}):(\S+)")
 _TOKEN = re.compile(r"\s*(\S+)")
 
 
@@ -230,6 +249,57 @@ def _add_snippet(rest: str) -> Command:
     return AddSnippet(name.lower(), text.strip())
 
 
+def _customer_ref(word: str) -> CustomerRef:
+    """`#12` or `12`: the customer of that ticket; `platform:user_id`: an identity; anything else, a
+    mention or a name on the agent's own platform."""
+    ticket = _TICKET_ID.fullmatch(word)
+    if ticket:
+        return CustomerRef(ticket=int(ticket.group(1)))
+    mention = _MENTION.fullmatch(word)
+    if mention:
+        return CustomerRef(key=mention.group(1) or mention.group(2))
+    identity = _IDENTITY.fullmatch(word)
+    if identity:
+        return CustomerRef(key=identity.group(2), platform=identity.group(1))
+    if _BARE_ID.fullmatch(word):
+        return CustomerRef(ticket=int(word))
+    return CustomerRef(key=word.lstrip("@"))
+
+
+def _show_customer(rest: str, usage: str) -> Command:
+    word, after = _split_first(rest)
+    if not word:
+        raise ParseError("Which customer?", usage)
+    _no_more(after, usage)
+    return ShowCustomer(_customer_ref(word))
+
+
+def _profile(rest: str, usage: str) -> Command:
+    ticket, rest = _take_ticket(rest, allow_bare=rest.strip().isdigit())
+    word, value = _split_first(rest)
+    if not word:
+        return Profile(ticket)
+    field = word.lower()
+    if field == "note":
+        if not value.strip():
+            raise ParseError("What should the profile note say?", usage)
+        return Profile(ticket, "note", value.strip())
+    if field not in PROFILE_FIELDS:
+        guess = difflib.get_close_matches(field, (*PROFILE_FIELDS, "note"), n=1)
+        hint = f" Did you mean '{guess[0]}'?" if guess else ""
+        raise ParseError(f"A profile has no '{_short(word)}'.{hint}", usage)
+    return Profile(ticket, field, value.strip())
+
+
+def _link(rest: str, usage: str) -> Command:
+    first, rest = _split_first(rest)
+    second, after = _split_first(rest)
+    if not second:
+        raise ParseError("Which two accounts are the same customer?", usage)
+    _no_more(after, usage)
+    return Link(_customer_ref(first), _customer_ref(second))
+
+
 def _queue(rest: str, usage: str) -> Command:
     word, after = _split_first(rest)
     _no_more(after, usage)
@@ -259,6 +329,11 @@ _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "priority": _priority,
     "show": _only_ticket(Show),
     "snippet": _snippet,
+    "customer": _show_customer,
+    "profile": _profile,
+    "incentive": _with_text(GiveIncentive, "What did you give the customer?"),
+    "link": _link,
+    "transcript": _only_ticket(Transcript),
     "queue": _queue,
     "mine": _mine,
     "help": _help,

@@ -45,6 +45,9 @@ class Person:
     platform: str
     user_id: str
     display_name: str
+    email: str | None = None
+    """An email address the platform has verified for this person (Slack's profile email), if any:
+    two identities with the same verified email are one customer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,15 @@ class Handover:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file for staff, such as a ticket's transcript: adapters upload it (or, on the console, save it)."""
+
+    filename: str
+    content: str
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerMessage:
     """Something a customer will read. Only plain text is accepted, and mass mentions are defused."""
 
@@ -158,6 +170,7 @@ class StaffMessage:
     kind: StaffKind = StaffKind.INFO
     card: TicketCard | None = field(default=None)
     handover: Handover | None = None
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.audience, ToAgents | ToAgent):

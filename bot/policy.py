@@ -154,6 +154,13 @@ class Facts(_Strict):
         return FactFinder(self.patterns, self.products)
 
 
+class Handoff(_Strict):
+    """The handoff packet: how much text it may hold (about 250 words read in under a minute); each
+    platform's own message limit caps it further."""
+
+    packet_chars: int = Field(default=1800, ge=600, le=6000)
+
+
 class Lifecycle(_Strict):
     close_resolved_after: Duration = timedelta(days=7)
 
@@ -167,6 +174,7 @@ class Policy(_Strict):
     intake: Intake = Intake()
     requests: Requests = Requests()
     facts: Facts = Facts()
+    handoff: Handoff = Handoff()
     snippets: dict[SnippetName, SnippetText] = Field(
         default_factory=dict, description="Saved replies agents send by name: name -> text."
     )

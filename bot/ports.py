@@ -17,6 +17,8 @@ from bot.domain import (
     Customer,
     Entry,
     Identity,
+    Incentive,
+    ProfileNote,
     StoredSnippet,
     Ticket,
     TicketKind,
@@ -42,6 +44,42 @@ class CustomerRepository(Protocol):
 
     async def set_identity(self, identity_id: int, external_id: str, display_name: str) -> None:
         """Overwrite an identity's platform user id and name (used to forget a customer)."""
+        ...
+
+    async def find(self, platform: str, key: str) -> list[Customer]:
+        """Customers with an identity on the platform whose user id is `key`, or else whose name is
+        `key` in any case (several people may share a name)."""
+        ...
+
+    async def with_email(self, email: str) -> list[Customer]:
+        """Customers (not merged away) whose email is this one, in any case, oldest first."""
+        ...
+
+    async def move_identities(self, from_customer: int, to_customer: int) -> int:
+        """Give every identity of one customer to another (linking); returns how many moved."""
+        ...
+
+
+class ProfileRepository(Protocol):
+    """What we keep about a customer beyond their tickets: notes for every future ticket, incentives."""
+
+    async def add_note(self, note: ProfileNote) -> None: ...
+    async def notes(self, customer_id: int) -> list[ProfileNote]:
+        """The customer's profile notes, oldest first."""
+        ...
+
+    async def add_incentive(self, incentive: Incentive) -> None: ...
+    async def incentives(self, customer_id: int) -> list[Incentive]:
+        """Incentives given to the customer, oldest first."""
+        ...
+
+    async def move(self, from_customer: int, to_customer: int) -> None:
+        """Give one customer's notes and incentives to another (linking)."""
+        ...
+
+    async def erase(self, customer_id: int, placeholder: str) -> tuple[int, int]:
+        """Forget: delete the customer's notes and overwrite what each incentive was with the placeholder.
+        Returns (notes deleted, incentives erased)."""
         ...
 
 
@@ -144,6 +182,8 @@ class UnitOfWork(Protocol):
     def anchors(self) -> AnchorRepository: ...
     @property
     def snippets(self) -> SnippetRepository: ...
+    @property
+    def profiles(self) -> ProfileRepository: ...
     @property
     def audit(self) -> AuditRepository: ...
 

@@ -9,17 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.commands import TicketCommand
-from bot.domain import STATUS_WORDS, Agent, Customer, Entry, EntryKind, Status, Ticket
-from bot.facts import Fact
-from bot.facts import describe as describe_facts
-from bot.messages import InternalText, Person, TicketCard
-from bot.text import excerpt, first_line, shorten
-
-SUMMARY_ENTRIES = 30
+from bot.domain import STATUS_WORDS, Agent, Customer, Status, Ticket
+from bot.messages import Person, TicketCard
+from bot.text import first_line, shorten
 
 
 def first_name(customer: Customer) -> str:
-    return customer.display_name.split()[0] if customer.display_name.strip() else "there"
+    """How customer-facing text addresses them: their chosen form of address, or their first name."""
+    return customer.name_to_use
 
 
 def subject(text: str, limit: int) -> str:
@@ -245,6 +242,72 @@ def snippet_unusable(name: str, problem: str) -> str:
     return f"The snippet '{name}' can't be sent as it is: {problem}."
 
 
+# --- agents: customers and profiles ---------------------------------------------------------------
+
+
+def unknown_customer(platform: str, key: str) -> str:
+    return (
+        f"I don't know a customer {shorten(key, 40)} on {platform}. Name them by a ticket of theirs "
+        "(#12), a mention, or as platform:user_id."
+    )
+
+
+def ambiguous_customer(key: str, count: int) -> str:
+    return (
+        f"{count} customers are called {shorten(key, 40)}. Name the one you mean by a ticket of theirs (#12)."
+    )
+
+
+def already_one_customer(customer: Customer) -> str:
+    return f"Those are already the same customer, {customer.display_name}."
+
+
+def linked(keep: Customer, other_name: str, tickets_moved: int) -> str:
+    plural = "s" if tickets_moved != 1 else ""
+    return (
+        f"Linked: {other_name} and {keep.display_name} are one customer now. {tickets_moved} ticket{plural}, "
+        "their accounts, notes and incentives moved to one profile; replies still go where each "
+        "ticket started."
+    )
+
+
+def too_long(what: str, limit: int) -> str:
+    return f"{what} can be at most {limit:,} characters; please shorten it."
+
+
+def profile_note_header(ticket: Ticket, customer: Customer, agent: Agent) -> str:
+    return (
+        f"{ticket.ref} · profile note on {customer.display_name} from {agent.display_name} "
+        "(shown on their future tickets): "
+    )
+
+
+def bad_profile_value(field: str, problem: str) -> str:
+    return f"I can't set {field}: {problem}."
+
+
+def profile_set(customer: Customer, field: str, shown: str, same_email: list[Customer]) -> str:
+    text = f"{customer.display_name}'s {field}: {shown}."
+    if same_email:
+        others = ", ".join(f"{c.display_name} (customer {c.id})" for c in same_email[:5])
+        text += (
+            f" {others} has this email too; if they are the same person, link them with "
+            "/ticket link <one> <other>."
+        )
+    return text
+
+
+def incentive_recorded(ticket: Ticket, customer: Customer, agent: Agent, what: str) -> str:
+    return f"{ticket.ref} · {agent.display_name} gave {customer.display_name}: {what} (on their profile now)."
+
+
+def transcript_ready(ticket: Ticket, entries: int, events: int) -> str:
+    return (
+        f"Transcript of {ticket.ref}: {entries} messages and {events} events, internal notes included "
+        "(staff only). Markdown and JSON attached."
+    )
+
+
 # --- agents: updates ------------------------------------------------------------------------------
 
 
@@ -344,43 +407,6 @@ def mine_list(tickets: list[Ticket], names: dict[int, str], now: datetime, limit
     lines = [f"Your tickets ({_count(tickets, limit)}):"]
     lines += [_list_line(t, names, now) for t in tickets]
     return "\n".join(lines)
-
-
-def summary(
-    ticket: Ticket,
-    customer: Customer,
-    assignee: Agent | None,
-    entries: list[Entry],
-    earlier: int,
-    heading: str | None,
-    facts: list[Fact] | None = None,
-) -> list[str | InternalText]:
-    """A ticket at a glance: who, the facts so far, what they said, what was replied and noted."""
-    owner = f"with {assignee.display_name}" if assignee else "unclaimed"
-    parts: list[str | InternalText] = []
-    if heading:
-        parts.append(heading + "\n")
-    parts.append(
-        f"{ticket.ref} · {ticket.subject}\n"
-        f"Customer: {customer.display_name} ({_history(earlier)}) · {STATUS_WORDS[ticket.status]} · "
-        f"{ticket.priority} priority · {ticket.queue} · {owner}\n"
-    )
-    if facts:
-        parts.append(f"Facts: {describe_facts(facts)}\n")
-    spoken = [e for e in entries if e.kind is not EntryKind.BOT]
-    shown = spoken[-SUMMARY_ENTRIES:]
-    if len(spoken) > len(shown):
-        parts.append(f"({len(spoken) - len(shown)} earlier messages not shown)\n")
-    parts.append("Conversation:" if shown else "Nothing said yet.")
-    for entry in shown:
-        label = {EntryKind.CUSTOMER: "", EntryKind.REPLY: " (reply)", EntryKind.NOTE: " (note)"}
-        head = f"\n  [{_when(entry.created_at)}] {entry.author_name}{label.get(entry.kind, '')}: "
-        body = entry.body
-        if isinstance(body, InternalText):
-            parts += [head, InternalText(excerpt(body.hidden))]
-        else:
-            parts += [head, excerpt(body)]
-    return parts
 
 
 def _history(earlier: int) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -50,11 +50,21 @@ class Base(DeclarativeBase):
 
 class CustomerRow(Base):
     __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_email", "email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[TicketKind] = mapped_column(_enum(TicketKind))
     created_at: Mapped[datetime]
+    address_as: Mapped[str | None] = mapped_column(String(80))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    """Stored in lower case, so linking by email is one indexed comparison."""
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    merged_into: Mapped[int | None]
+    """The customer this one was linked into; such a row keeps nothing personal."""
 
 
 class IdentityRow(Base):
@@ -155,6 +165,30 @@ class AnchorRow(Base):
     platform: Mapped[str] = mapped_column(String(20))
     channel_id: Mapped[str] = mapped_column(String(200))
     message_id: Mapped[str] = mapped_column(String(200))
+
+
+class ProfileNoteRow(Base):
+    __tablename__ = "profile_notes"
+    __table_args__ = (Index("ix_profile_notes_customer", "customer_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    text: Mapped[str] = mapped_column(Text)
+    author_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    ticket_number: Mapped[int | None] = mapped_column(ForeignKey("tickets.number"))
+
+
+class IncentiveRow(Base):
+    __tablename__ = "incentives"
+    __table_args__ = (Index("ix_incentives_customer", "customer_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    ticket_number: Mapped[int | None] = mapped_column(ForeignKey("tickets.number"))
+    what: Mapped[str] = mapped_column(String(400))
+    given_by: Mapped[str] = mapped_column(String(200))
+    given_at: Mapped[datetime]
 
 
 class SnippetRow(Base):

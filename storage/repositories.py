@@ -10,7 +10,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,7 +24,9 @@ from bot.domain import (
     Entry,
     EntryKind,
     Identity,
+    Incentive,
     Priority,
+    ProfileNote,
     Status,
     StoredSnippet,
     Ticket,
@@ -41,6 +43,8 @@ from storage.models import (
     CustomerRow,
     EntryRow,
     IdentityRow,
+    IncentiveRow,
+    ProfileNoteRow,
     SnippetRow,
     TicketRow,
     TimelineRow,
@@ -93,12 +97,12 @@ class _Tracked(Generic[D, R]):
             return None
         pk = getattr(row, self.key)
         if pk not in self._seen:
-            obj = self.domain(**{name: getattr(row, name) for name in self._fields})
+            obj = self.domain(**{name: self._decode(name, getattr(row, name)) for name in self._fields})
             self._seen[pk] = (obj, row)
         return self._seen[pk][0]
 
     async def _insert(self, obj: D) -> D:
-        values = {name: getattr(obj, name) for name in self._fields if name != self.key}
+        values = {name: self._encode(name, getattr(obj, name)) for name in self._fields if name != self.key}
         row = self.row_type(**values)
         self.session.add(row)
         await flush(self.session)
@@ -112,23 +116,49 @@ class _Tracked(Generic[D, R]):
         return self._load(await self.session.get(self.row_type, pk))
 
     async def _one(self, statement: Any) -> D | None:
+        await self._settle()
         return self._load((await self.session.scalars(statement.limit(1))).first())
 
     async def _many(self, statement: Any) -> list[D]:
+        await self._settle()
         rows = (await self.session.scalars(statement)).all()
         return [obj for obj in map(self._load, rows) if obj is not None]
+
+    async def _settle(self) -> None:
+        """Write this unit of work's changes so far to the database before asking it anything, so a
+        query sees them (a ticket moved to another customer a moment ago, say)."""
+        self.sync()
+        await flush(self.session)
 
     def sync(self) -> None:
         for obj, row in self._seen.values():
             for name in self._fields:
-                value = getattr(obj, name)
+                value = self._encode(name, getattr(obj, name))
                 if getattr(row, name) != value:
                     setattr(row, name, value)
+
+    def _decode(self, name: str, value: Any) -> Any:
+        """A column's value as the domain holds it (the same, unless a repository says otherwise)."""
+        return value
+
+    def _encode(self, name: str, value: Any) -> Any:
+        """A domain field's value as its column holds it."""
+        return value
 
 
 class SqlCustomers(_Tracked[Customer, CustomerRow]):
     domain = Customer
     row_type = CustomerRow
+
+    def _decode(self, name: str, value: Any) -> Any:
+        return tuple(value or ()) if name == "tags" else value
+
+    def _encode(self, name: str, value: Any) -> Any:
+        if name == "tags":
+            return list(value)
+        if name == "email" and value is not None:
+            return value.lower()
+        return value
 
     async def by_identity(self, platform: str, external_id: str) -> Customer | None:
         return await self._one(
@@ -179,6 +209,35 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         assert row is not None, f"no identity {identity_id}"
         row.external_id = external_id
         row.display_name = display_name
+
+    async def find(self, platform: str, key: str) -> list[Customer]:
+        on_platform = (
+            select(CustomerRow)
+            .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
+            .where(IdentityRow.platform == platform)
+        )
+        by_id = await self._many(on_platform.where(IdentityRow.external_id == key))
+        if by_id:
+            return by_id
+        named = await self._many(
+            on_platform.where(func.lower(IdentityRow.display_name) == key.lower()).order_by(CustomerRow.id)
+        )
+        return list({customer.id: customer for customer in named}.values())
+
+    async def with_email(self, email: str) -> list[Customer]:
+        return await self._many(
+            select(CustomerRow)
+            .where(CustomerRow.email == email.lower(), CustomerRow.merged_into.is_(None))
+            .order_by(CustomerRow.id)
+        )
+
+    async def move_identities(self, from_customer: int, to_customer: int) -> int:
+        rows = (
+            await self.session.scalars(select(IdentityRow).where(IdentityRow.customer_id == from_customer))
+        ).all()
+        for row in rows:
+            row.customer_id = to_customer
+        return len(rows)
 
 
 def _identity(row: IdentityRow) -> Identity:
@@ -264,6 +323,7 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
         )
 
     async def count_for_customer(self, customer_id: int, before: int | None = None) -> int:
+        await self._settle()
         statement = select(func.count()).select_from(TicketRow).where(TicketRow.customer_id == customer_id)
         if before is not None:
             statement = statement.where(TicketRow.number < before)
@@ -444,6 +504,77 @@ class SqlAudit:
         return [
             AuditRecord(row.action, row.subject, row.actor, row.at, dict(row.detail), row.id) for row in rows
         ]
+
+
+class SqlProfiles:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_note(self, note: ProfileNote) -> None:
+        row = ProfileNoteRow(
+            customer_id=note.customer_id,
+            text=note.text.hidden,
+            author_name=note.author_name,
+            created_at=note.created_at,
+            ticket_number=note.ticket_number,
+        )
+        self.session.add(row)
+        await flush(self.session)
+        note.id = row.id
+
+    async def notes(self, customer_id: int) -> list[ProfileNote]:
+        rows = await self.session.scalars(
+            select(ProfileNoteRow)
+            .where(ProfileNoteRow.customer_id == customer_id)
+            .order_by(ProfileNoteRow.id)
+        )
+        return [
+            ProfileNote(
+                row.customer_id,
+                InternalText(row.text),
+                row.author_name,
+                row.created_at,
+                row.ticket_number,
+                row.id,
+            )
+            for row in rows
+        ]
+
+    async def add_incentive(self, incentive: Incentive) -> None:
+        row = IncentiveRow(
+            customer_id=incentive.customer_id,
+            ticket_number=incentive.ticket_number,
+            what=incentive.what,
+            given_by=incentive.given_by,
+            given_at=incentive.given_at,
+        )
+        self.session.add(row)
+        await flush(self.session)
+        incentive.id = row.id
+
+    async def incentives(self, customer_id: int) -> list[Incentive]:
+        rows = await self.session.scalars(
+            select(IncentiveRow).where(IncentiveRow.customer_id == customer_id).order_by(IncentiveRow.id)
+        )
+        return [
+            Incentive(row.customer_id, row.ticket_number, row.what, row.given_by, row.given_at, row.id)
+            for row in rows
+        ]
+
+    async def move(self, from_customer: int, to_customer: int) -> None:
+        for table in (ProfileNoteRow, IncentiveRow):
+            await self.session.execute(
+                update(table).where(table.customer_id == from_customer).values(customer_id=to_customer)
+            )
+
+    async def erase(self, customer_id: int, placeholder: str) -> tuple[int, int]:
+        notes = await self.session.execute(
+            delete(ProfileNoteRow).where(ProfileNoteRow.customer_id == customer_id)
+        )
+        incentives = await self.session.execute(
+            update(IncentiveRow).where(IncentiveRow.customer_id == customer_id).values(what=placeholder)
+        )
+        return notes.rowcount or 0, incentives.rowcount or 0  # type: ignore[attr-defined]
 
 
 class SqlSnippets:

@@ -16,6 +16,7 @@ from storage.repositories import (
     SqlAudit,
     SqlCustomers,
     SqlEntries,
+    SqlProfiles,
     SqlSnippets,
     SqlTickets,
     SqlTimeline,
@@ -37,6 +38,7 @@ class SqlUnitOfWork:
         self.anchors = SqlAnchors(self.session)
         self.snippets = SqlSnippets(self.session)
         self.audit = SqlAudit(self.session)
+        self.profiles = SqlProfiles(self.session)
         return self
 
     async def __aexit__(

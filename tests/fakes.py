@@ -33,7 +33,9 @@ from bot.domain import (
     Entry,
     EntryKind,
     Identity,
+    Incentive,
     Priority,
+    ProfileNote,
     Role,
     Status,
     StoredSnippet,
@@ -58,6 +60,8 @@ TABLES = (
     "anchors",
     "snippets",
     "audit_log",
+    "profile_notes",
+    "incentives",
 )
 _PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
@@ -84,6 +88,8 @@ class FakeStore:
     anchors: dict[int, Anchor] = field(default_factory=dict)
     snippets: dict[int, StoredSnippet] = field(default_factory=dict)
     audit_log: dict[int, AuditRecord] = field(default_factory=dict)
+    profile_notes: dict[int, ProfileNote] = field(default_factory=dict)
+    incentives: dict[int, Incentive] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
     """Make this many of the next commits raise Conflict, as if another process had won a race."""
@@ -186,6 +192,79 @@ class FakeCustomers(_Repository):
         identities[identity_id] = dataclasses.replace(
             identities[identity_id], external_id=external_id, display_name=display_name
         )
+
+    async def find(self, platform: str, key: str) -> list[Customer]:
+        await _pause()
+        identities = [i for _, i in sorted(self._uow.work["identities"].items()) if i.platform == platform]
+        matches = [i for i in identities if i.external_id == key] or [
+            i for i in identities if i.display_name.lower() == key.lower()
+        ]
+        ids = sorted({i.customer_id for i in matches})
+        return [self.rows[n] for n in ids]
+
+    async def with_email(self, email: str) -> list[Customer]:
+        await _pause()
+        return [
+            c
+            for _, c in sorted(self.rows.items())
+            if c.email and c.email.lower() == email.lower() and c.merged_into is None
+        ]
+
+    async def move_identities(self, from_customer: int, to_customer: int) -> int:
+        await _pause()
+        identities = self._uow.work["identities"]
+        moving = [n for n, i in identities.items() if i.customer_id == from_customer]
+        for n in moving:
+            identities[n] = dataclasses.replace(identities[n], customer_id=to_customer)
+        return len(moving)
+
+
+class FakeProfiles:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def _table(self, name: str) -> dict[int, Any]:
+        return self._uow.work[name]
+
+    async def add_note(self, note: ProfileNote) -> None:
+        await _pause()
+        note.id = _next_id(self._table("profile_notes"))
+        self._table("profile_notes")[note.id] = dataclasses.replace(note)
+
+    async def notes(self, customer_id: int) -> list[ProfileNote]:
+        await _pause()
+        rows = sorted(self._table("profile_notes").items())
+        return [dataclasses.replace(n) for _, n in rows if n.customer_id == customer_id]
+
+    async def add_incentive(self, incentive: Incentive) -> None:
+        await _pause()
+        incentive.id = _next_id(self._table("incentives"))
+        self._table("incentives")[incentive.id] = dataclasses.replace(incentive)
+
+    async def incentives(self, customer_id: int) -> list[Incentive]:
+        await _pause()
+        rows = sorted(self._table("incentives").items())
+        return [dataclasses.replace(i) for _, i in rows if i.customer_id == customer_id]
+
+    async def move(self, from_customer: int, to_customer: int) -> None:
+        await _pause()
+        for name in ("profile_notes", "incentives"):
+            table = self._table(name)
+            for key, row in list(table.items()):
+                if row.customer_id == from_customer:
+                    table[key] = dataclasses.replace(row, customer_id=to_customer)
+
+    async def erase(self, customer_id: int, placeholder: str) -> tuple[int, int]:
+        await _pause()
+        notes = self._table("profile_notes")
+        gone = [key for key, note in notes.items() if note.customer_id == customer_id]
+        for key in gone:
+            del notes[key]
+        incentives = self._table("incentives")
+        erased = [key for key, row in incentives.items() if row.customer_id == customer_id]
+        for key in erased:
+            incentives[key] = dataclasses.replace(incentives[key], what=placeholder)
+        return len(gone), len(erased)
 
 
 class FakeAgents(_Repository):
@@ -469,6 +548,7 @@ class FakeUnitOfWork:
         self.anchors = FakeAnchors(self)
         self.snippets = FakeSnippets(self)
         self.audit = FakeAudit(self)
+        self.profiles = FakeProfiles(self)
 
     async def commit(self) -> None:
         await _pause()
@@ -498,6 +578,8 @@ def _merge(current: Tables, base: Tables, work: Tables) -> Tables:
     """Apply one unit of work's inserts and changed fields to the current committed state."""
     for name in TABLES:
         target = current[name]
+        for key in base[name].keys() - work[name].keys():
+            target.pop(key, None)  # deleted in this unit of work
         for key, obj in work[name].items():
             before = base[name].get(key)
             if before is None:
@@ -552,6 +634,9 @@ def _check(tables: Tables) -> None:
         points("tickets", event.ticket_number, "timeline event")
     for anchor in tables["anchors"].values():
         points("tickets", anchor.ticket_number, "anchor")
+    for row in [*tables["profile_notes"].values(), *tables["incentives"].values()]:
+        points("customers", row.customer_id, "profile note or incentive")
+        points("tickets", row.ticket_number, "profile note or incentive")
     for name in TABLES:
         for row in tables[name].values():
             for f in dataclasses.fields(row):

@@ -72,7 +72,7 @@ def test_a_whole_conversation_in_the_console(tmp_path: Path) -> None:
     assert "New ticket #1 · Dana (new customer) · normal priority" in agents
     assert "Ana is now looking after your request #1" in to_dana
     assert "#1 · Dana: Also, the tracking page shows an error." in agents
-    assert "Dana: Hi, my order A-1234 never arrived" in to_ana
+    assert "] Hi, my order A-1234 never arrived" in to_ana
 
     assert "Ana handed #1 over to you. Reason: knows the courier" in to_ben
     assert "A-1234 never arrived" in to_ben
@@ -97,7 +97,7 @@ def test_tickets_survive_a_restart(tmp_path: Path) -> None:
     private = said_to(lines, "private ben")
     assert "Unclaimed tickets (1):" in private
     assert "#1 · normal · new · general · Erin: The invoice INV-77 is wrong." in private
-    assert "Erin: The invoice INV-77 is wrong." in private.split("Conversation:")[1]
+    assert "The invoice INV-77 is wrong." in private.split("In their words:")[1]
 
 
 def test_bad_input_gets_a_polite_answer_and_changes_nothing(tmp_path: Path) -> None:
@@ -126,9 +126,10 @@ ana: /ticket show #1
     assert "[private ana] 'extreme' is not a priority." in text
     assert "@everyone" not in text and "<!channel>" not in text
     assert "@\u2060everyone" in text
-    shown = said_to(lines, "private ana").split("Conversation:")[1]
+    shown = said_to(lines, "private ana").split("In their words:")[1]
     assert "normal priority" in said_to(lines, "private ana")
-    assert shown.count("Dana:") == 1, "only the customer's one real message is on the ticket"
+    assert shown.count("is anyone there?") == 1, "only the customer's one real message is on the ticket"
+    assert "Dana" not in shown.split("Tried and said so far:")[-1], "nothing else was said"
 
 
 def test_quit_stops_reading(tmp_path: Path) -> None:
@@ -219,7 +220,7 @@ def test_odd_bytes_and_odd_lines_never_end_the_desk(tmp_path: Path) -> None:
         + b"x"
         * 300
         + b": hello\n/advance 99999999d\n/at 9999-12-31T23:59+00:00\n/advance 1d\n"
-        b"ana: /ticket show #1\n"
+        b"ana: /ticket transcript #1\n"
     )
     result = subprocess.run(
         [RELAYDESK, "console"], input=script, capture_output=True, cwd=tmp_path, timeout=120
@@ -232,8 +233,10 @@ def test_odd_bytes_and_odd_lines_never_end_the_desk(tmp_path: Path) -> None:
     assert "[console] Please use a name of at most 64 characters." in out
     assert "is more than ten years" in out
     assert "That time is out of range" in out or "Sorry, something went wrong" in out
-    shown = out.split("Conversation:")[1]
+    assert "[private ana] saved ticket-1.md to exports/ticket-1.md" in out
+    shown = (tmp_path / "exports" / "ticket-1.md").read_text(encoding="utf-8")
     assert "caf\ufffd" in shown and "red" in shown and "reversed" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x00" not in shown
 
 
 @pytest.mark.parametrize("url", ["sqlite+pysqlite:///x.db", "postgresql+psycopg2://u@h/d"])

@@ -138,6 +138,12 @@ async def test_export_holds_everything_as_json(uow_factory: UowFactory) -> None:
         "display_name": "Dana Whitfield",
         "kind": "external",
         "created_at": START.isoformat(),
+        "address_as": None,
+        "timezone": None,
+        "organisation": None,
+        "email": None,
+        "email_verified": False,
+        "tags": [],
     }
     assert export["identities"] == [
         {"platform": "slack", "user_id": "U-dana", "display_name": "Dana Whitfield"}
@@ -174,6 +180,7 @@ async def test_export_holds_everything_as_json(uow_factory: UowFactory) -> None:
     assert (again.action, again.actor) == ("export", "Relaydesk")
     assert (record.action, record.actor, record.at) == ("export", "auditor", clock.now())
     counts = {"identities": 1, "tickets": 1, "entries": len(texts), "timeline_events": len(actions)}
+    counts |= {"profile_notes": 0, "incentives": 0}
     assert record.detail == counts
 
 

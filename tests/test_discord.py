@@ -664,18 +664,21 @@ async def test_a_long_first_message_fits_the_card_and_the_thread_name(dc: Discor
     assert (await dc.entries(1, EntryKind.CUSTOMER))[0].body == long
 
 
-async def test_ticket_show_of_a_long_ticket_comes_in_ephemeral_pieces(dc: Discord) -> None:
+async def test_ticket_show_of_a_long_ticket_is_one_condensed_ephemeral(dc: Discord) -> None:
+    """Six messages of 1,500 characters: the packet fits one Discord message, keeps the first and the
+    latest, and points to the transcript."""
     opened = await dc.open_ticket(text=f"m00 {'a' * 1480}")
-    for i in range(1, 4):
-        dc.say(opened.thread_id, DANA, f"m{i:02d} {'b' * 1480}")
+    for i in range(1, 6):
+        news = f"{chr(97 + i) * 5} {chr(98 + i) * 6}"  # two new words: each message adds something
+        dc.say(opened.thread_id, DANA, f"m{i:02d} {news} {'b' * 1460}")
         await dc.wait_posts("the relay", opened.card_id, count=i)
     show = dc.command(ANA, AGENTS, "ticket", "show", ticket=1)
-    await dc.wait_followups(show, "the pieces", count=3)
+    await dc.wait_followups(show, "the packet")
     await dc.settle()
-    pieces = dc.fake.followups(show)
-    assert all(len(p.content) <= CONTENT_LIMIT and p.flags & EPHEMERAL for p in pieces)
-    whole = "\n".join(p.content for p in pieces)
-    assert all(f"m{i:02d} " in whole for i in range(4))
+    [packet] = dc.fake.followups(show)
+    assert len(packet.content) <= CONTENT_LIMIT and packet.flags & EPHEMERAL
+    assert "m00 " in packet.content and "m05 " in packet.content
+    assert "/ticket transcript #1" in packet.content
 
 
 async def test_a_rate_limited_post_is_retried_after_retry_after(dc: Discord) -> None:
@@ -698,7 +701,7 @@ async def test_claim_by_button_defers_tells_the_customer_and_gives_the_agent_the
     [summary] = await dc.wait_followups(click, "the summary")
     _assert_deferred_first(dc.fake, mark, click)
     assert summary.flags & EPHEMERAL
-    assert "Customer: Dana Whitaker (new customer)" in summary.content and "with Ana" in summary.content
+    assert "Who: Dana Whitaker · new customer" in summary.content and "with Ana" in summary.content
     assert "A-1234 never arrived" in summary.content
     await dc.wait_posts("the customer told", opened.thread_id, count=2)
     assert "Ana is now looking after your request #1" in dc.fake.posts(opened.thread_id)[-1].content
@@ -709,7 +712,7 @@ async def test_claim_by_button_defers_tells_the_customer_and_gives_the_agent_the
         "Ana brought into the customer's private thread",
     )
     await dc.settle()
-    assert "Customer: Dana" not in _everything_said(dc.fake.posts()), "the summary is not posted publicly"
+    assert "Who: Dana" not in _everything_said(dc.fake.posts()), "the summary is not posted publicly"
 
     ticket = await dc.ticket(1)
     [ana] = await dc.scalars(select(AgentRow).where(AgentRow.external_id == str(ANA)))

@@ -71,6 +71,6 @@ async def test_the_summary_an_agent_gets_on_claim_lists_the_facts_from_the_whole
     await h.write(dana, "You can reach me at dana@example.com")
     await h.run(ana, "/ticket note #1 NOTE-ONLY order Z-9999")
     out = await h.run(ana, "/ticket claim #1")
-    summary = next(m for m in out if isinstance(m, StaffMessage) and "Conversation:" in m.text)
+    summary = next(m for m in out if isinstance(m, StaffMessage) and "In their words:" in m.text)
     assert "Facts: order A-1234 · email dana@example.com" in summary.text
-    assert "Facts:" in summary.text and "Z-9999" not in summary.text.split("Conversation:")[0]
+    assert "Facts:" in summary.text and "Z-9999" not in summary.text.split("In their words:")[0]

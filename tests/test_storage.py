@@ -165,7 +165,7 @@ async def test_customer_and_identity_round_trip(uow_factory: UowFactory) -> None
 
     async with uow_factory() as uow:
         loaded = await uow.customers.get(customer.id)
-        assert loaded == Customer("Zoë Åsa 🌷", TicketKind.INTERNAL, T0, customer.id)
+        assert loaded == Customer("Zoë Åsa 🌷", TicketKind.INTERNAL, T0, id=customer.id)
         assert loaded.kind is TicketKind.INTERNAL
         assert_aware_utc(loaded.created_at, T0)
         assert await uow.customers.by_identity("discord", "1234567890") is loaded
@@ -938,6 +938,7 @@ async def test_desk_ticket_lifecycle_on_the_database(uow_factory: UowFactory) ->
             ("claimed", "Ana Lima"),
             ("status", "Ana Lima"),  # new -> open on claim
             ("transferred", "Ana Lima"),
+            ("claimed", "Ben Okafor"),  # the receiving agent's claim
             ("status", "Ben Okafor"),
             ("status", "Relaydesk"),
         ]
@@ -947,10 +948,11 @@ async def test_desk_ticket_lifecycle_on_the_database(uow_factory: UowFactory) ->
             "to_agent": "Ben Okafor",
             "reason": "billing expert",
         }
-        assert timeline[4].detail == {"old": "open", "new": "resolved"}
+        assert timeline[4].detail == {"agent": "Ben Okafor", "handed_by": "Ana Lima"}
+        assert timeline[5].detail == {"old": "open", "new": "resolved"}
         assert entries[6].body == InternalText("Resolved: refund issued")
-        assert timeline[5].detail == {"old": "resolved", "new": "closed"}
-        assert_aware_utc(timeline[5].at, closed_at)
+        assert timeline[6].detail == {"old": "resolved", "new": "closed"}
+        assert_aware_utc(timeline[6].at, closed_at)
 
     # The ticket is closed: Cleo's next message opens a new ticket that follows it.
     clock.advance(timedelta(hours=1))

@@ -1,0 +1,511 @@
+"""Handoff packets: everything the next owner of a ticket needs, at a glance.
+
+A packet is built from our own records (never by re-reading a platform) and is deterministic: the same
+ticket gives the same packet. `build` picks out what matters (the customer and their profile, the problem
+in their words, the facts, what was tried, the handoffs); `render` lays it out within a character budget,
+condensing a long ticket so that the most informative and the most recent items stay, and says what was
+left out and where the rest is (`/ticket transcript`).
+
+Promises, SLA clocks and the mood trend have their slots here already; the service-standards and
+satisfaction work fill them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain import (
+    STATUS_WORDS,
+    Customer,
+    Entry,
+    EntryKind,
+    Identity,
+    Incentive,
+    ProfileNote,
+    Ticket,
+    TimelineEvent,
+)
+from bot.facts import Fact, FactFinder
+from bot.facts import describe as describe_facts
+from bot.messages import InternalText
+from bot.text import defuse_mentions, shorten
+
+MESSAGE_LIMITS = {"discord": 2000, "slack": 3000}
+"""How much text one message may hold on each platform (Discord's content limit; a Slack section)."""
+
+ITEM_CHARS = 300
+"""The most any one quoted message takes in a packet; the transcript has the rest."""
+
+_WORD = re.compile(r"[^\W\d_]{4,}")
+_COMMON_WORDS = (
+    "this that with have from your what when where which there their they them then than been were "
+    "will would could should about also just still some into over only very much more here please "
+    "thanks thank hello again does doesn didn isn wasn anyone someone anything something know want "
+    "need help waiting wait update news today yesterday tomorrow still there where sorry okay fine"
+)
+_COMMON = frozenset(_COMMON_WORDS.split())
+"""Words that carry no information about a problem, so they never make a message look new."""
+NEW_WORDS_TO_COUNT = 2
+"""A later message adds information when it names a new fact or at least this many new words."""
+
+
+@dataclass(frozen=True)
+class PastTicket:
+    number: int
+    subject: str
+    status: str
+    opened_at: datetime
+    satisfaction: int | None = None
+    """The customer's rating of it (1-5), once satisfaction is measured."""
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """A customer as the desk knows them: profile fields, notes, incentives, identities, history."""
+
+    customer_id: int
+    name: str
+    address_as: str | None
+    kind: str
+    timezone: str | None
+    organisation: str | None
+    email: str | None
+    email_verified: bool
+    tags: tuple[str, ...]
+    identities: tuple[str, ...]
+    customer_since: datetime
+    notes: tuple[ProfileNote, ...]
+    incentives: tuple[Incentive, ...]
+    past: tuple[PastTicket, ...]
+
+    @property
+    def returning(self) -> bool:
+        return bool(self.past)
+
+    @property
+    def last_satisfaction(self) -> int | None:
+        rated = [p.satisfaction for p in self.past if p.satisfaction is not None]
+        return rated[-1] if rated else None
+
+
+@dataclass(frozen=True)
+class Said:
+    """A customer message that tells the problem: the first one, or a later one adding information."""
+
+    at: datetime
+    author: str
+    text: str
+    new_facts: int
+    new_words: int
+    first: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """Something done or said by staff: a public reply, an internal note, a status or priority change."""
+
+    at: datetime
+    who: str
+    kind: str
+    text: str | InternalText
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A ticket changing hands: from whom, to whom (an agent or a queue), why, by whom, when."""
+
+    at: datetime
+    by: str
+    to: str
+    from_owner: str | None = None
+    reason: str = ""
+    claim: bool = False
+    """A claim: the receiving agent took the ticket (after a handoff to a queue, say)."""
+
+
+@dataclass(frozen=True)
+class PromiseView:
+    """An open promise to the customer and when it falls due (filled by the service-standards work)."""
+
+    what: str
+    due: datetime
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class HandoffPacket:
+    ticket: Ticket
+    owner: str | None
+    profile: ProfileView
+    problem: tuple[Said, ...]
+    facts: tuple[Fact, ...]
+    tried: tuple[Step, ...]
+    handoffs: tuple[Handoff, ...]
+    messages: int
+    """Every message on the ticket, from the customer and from staff (for "N of M shown")."""
+    heading: str | None = None
+    promises: tuple[PromiseView, ...] = ()
+    sla: tuple[str, ...] = ()
+    """One line per SLA clock (metric, due, state), once service standards are measured."""
+    mood: str | None = None
+    """The customer's mood trend, once messages are scored for sentiment."""
+
+
+def profile_view(
+    customer: Customer,
+    identities: Sequence[Identity],
+    notes: Sequence[ProfileNote],
+    incentives: Sequence[Incentive],
+    tickets: Sequence[Ticket],
+    exclude: int | None = None,
+) -> ProfileView:
+    assert customer.id is not None
+    past = tuple(
+        PastTicket(t.number, t.subject, STATUS_WORDS[t.status], t.created_at)
+        for t in tickets
+        if t.number is not None and t.number != exclude
+    )
+    return ProfileView(
+        customer_id=customer.id,
+        name=customer.display_name,
+        address_as=customer.address_as,
+        kind=str(customer.kind),
+        timezone=customer.timezone,
+        organisation=customer.organisation,
+        email=customer.email,
+        email_verified=customer.email_verified,
+        tags=customer.tags,
+        identities=tuple(f"{i.platform} {i.display_name}" for i in identities),
+        customer_since=customer.created_at,
+        notes=tuple(notes),
+        incentives=tuple(incentives),
+        past=past,
+    )
+
+
+def build(
+    ticket: Ticket,
+    owner: str | None,
+    profile: ProfileView,
+    entries: Sequence[Entry],
+    events: Sequence[TimelineEvent],
+    finder: FactFinder,
+    is_courtesy: Callable[[str], bool],
+    heading: str | None = None,
+) -> HandoffPacket:
+    """Pick out of a ticket's record what the next owner needs."""
+    customer_words = [e for e in entries if e.kind is EntryKind.CUSTOMER and isinstance(e.body, str)]
+    problem: list[Said] = []
+    seen_facts: set[tuple[str, str]] = set()
+    seen_words: set[str] = set()
+    for index, entry in enumerate(customer_words):
+        assert isinstance(entry.body, str)
+        found = {(f.kind, f.value.lower()) for f in finder.find([entry.body])}
+        words = {w.casefold() for w in _WORD.findall(entry.body)} - _COMMON
+        new_facts, new_words = len(found - seen_facts), len(words - seen_words)
+        seen_facts |= found
+        seen_words |= words
+        first = index == 0
+        informative = new_facts > 0 or new_words >= NEW_WORDS_TO_COUNT
+        if first or (informative and not is_courtesy(entry.body)):
+            problem.append(Said(entry.created_at, entry.author_name, entry.body, new_facts, new_words, first))
+    public = [e for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
+    facts = finder.find(e.body for e in public if isinstance(e.body, str))
+    tried = [_step(e) for e in entries if e.kind in (EntryKind.REPLY, EntryKind.NOTE)]
+    tried += [step for step in map(_event_step, events) if step is not None]
+    tried.sort(key=lambda s: s.at)
+    handoffs = tuple(h for h in map(_handoff, events) if h is not None)
+    spoken = sum(1 for e in entries if e.kind is not EntryKind.BOT)
+    return HandoffPacket(
+        ticket=ticket,
+        owner=owner,
+        profile=profile,
+        problem=tuple(problem),
+        facts=tuple(facts),
+        tried=tuple(tried),
+        handoffs=handoffs,
+        messages=spoken,
+        heading=heading,
+    )
+
+
+def budget_for(platform: str | None, packet_chars: int) -> int:
+    """The packet's size: the policy's reading budget, or the platform's limit when that is smaller."""
+    return min(packet_chars, MESSAGE_LIMITS.get(platform or "", packet_chars))
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+Parts = list[str | InternalText]
+
+
+@dataclass
+class _Item:
+    section: int
+    order: tuple[datetime, int]
+    score: float
+    parts: Parts
+
+    @property
+    def size(self) -> int:
+        return _size(self.parts)
+
+
+_WHO, _NOTES, _INCENTIVES, _PROMISES, _PROBLEM, _TRIED, _HANDOFFS = range(7)
+_TITLES = {
+    _NOTES: "Profile notes:",
+    _INCENTIVES: "Incentives given:",
+    _PROMISES: "Open promises:",
+    _PROBLEM: "In their words:",
+    _TRIED: "Tried and said so far:",
+    _HANDOFFS: "Handoffs:",
+}
+
+
+def render(packet: HandoffPacket, budget: int) -> Parts:
+    """The packet as staff text of at most `budget` characters.
+
+    The head (who, what, why it is handed over, the facts, SLA and mood) always shows; the rest is
+    chosen by score, most informative and most recent first, and shown in time order per section.
+    """
+    ticket = packet.ticket
+    head = _head(packet)
+    optional = _items(packet)
+    total_optional = {section: 0 for section in _TITLES}
+    for item in optional:
+        total_optional[item.section] += 1
+
+    def footer(shown: list[_Item]) -> str:
+        left_out = len(optional) - len(shown)
+        where = f"Everything: /ticket transcript {ticket.ref}"
+        if left_out:
+            return f"\n({left_out} older or less telling items left out of {len(optional)}.) {where}"
+        return f"\n{where}"
+
+    chosen: list[_Item] = []
+    room = budget - _size(head) - len(footer(optional[:0])) - 4
+    titles_used: set[int] = set()
+    for item in sorted(optional, key=lambda i: (-i.score, -i.order[0].timestamp(), -i.order[1])):
+        cost = item.size + (0 if item.section in titles_used else len(_TITLES[item.section]) + 1)
+        if cost <= room:
+            chosen.append(item)
+            titles_used.add(item.section)
+            room -= cost
+    parts = list(head)
+    for section, title in _TITLES.items():
+        items = sorted((i for i in chosen if i.section == section), key=lambda i: i.order)
+        if not items:
+            continue
+        parts.append("\n" + title)
+        for item in items:
+            parts += item.parts
+    parts.append(footer(chosen))
+    return _fit(parts, budget)
+
+
+def render_profile(profile: ProfileView, budget: int) -> Parts:
+    """A customer's profile for an agent: `/ticket customer` and `/ticket profile`."""
+    details = _profile_details(profile)
+    parts: Parts = [_who_line(profile) + (f" · {details}" if details else "")]
+    parts.append(f"\nCustomer since {_day(profile.customer_since)} · customer {profile.customer_id}")
+    if profile.notes:
+        parts.append("\nProfile notes:")
+        for note in profile.notes:
+            parts += [f"\n• ({note.author_name}, {_day(note.created_at)}) ", InternalText(note.text.hidden)]
+    if profile.incentives:
+        parts.append("\nIncentives given:")
+        parts += [_incentive_line(i) for i in profile.incentives]
+    if profile.past:
+        parts.append(f"\nTickets ({len(profile.past)}):")
+        parts += [
+            f"\n  #{p.number} · {p.status} · {_day(p.opened_at)} · {shorten(p.subject, 60)}"
+            + (f" · rated {p.satisfaction}/5" if p.satisfaction is not None else "")
+            for p in profile.past[-10:]
+        ]
+        if len(profile.past) > 10:
+            parts.append(f"\n  ({len(profile.past) - 10} earlier tickets not shown)")
+    parts.append(
+        "\nAdd a note for every future ticket: /ticket profile #<id> note <text>. Set a field: "
+        "/ticket profile #<id> <address|timezone|org|email|tags|kind> <value>"
+    )
+    return _fit(parts, budget)
+
+
+def _head(packet: HandoffPacket) -> Parts:
+    ticket, profile = packet.ticket, packet.profile
+    owner = f"with {packet.owner}" if packet.owner else "unclaimed"
+    parts: Parts = []
+    if packet.heading:
+        parts.append(packet.heading + "\n")
+    parts.append(
+        f"{ticket.ref} · {shorten(ticket.subject, 100)}\n"
+        f"{STATUS_WORDS[ticket.status]} · {ticket.priority} priority · {ticket.queue} · {owner} · "
+        f"opened {_when(ticket.created_at)}\n"
+    )
+    details = _profile_details(profile)
+    parts.append(_who_line(profile) + (f" · {details}" if details else ""))
+    if packet.facts:
+        parts.append("\nFacts: " + describe_facts(list(packet.facts), limit=15))
+    for line in packet.sla:
+        parts.append("\nSLA: " + line)
+    if packet.mood:
+        parts.append("\nMood: " + packet.mood)
+    return parts
+
+
+def _who_line(profile: ProfileView) -> str:
+    addressed = f' (address as "{profile.address_as}")' if profile.address_as else ""
+    kind = "colleague" if profile.kind == "internal" else "customer"
+    if profile.past:
+        plural = "s" if len(profile.past) != 1 else ""
+        last = profile.past[-1]
+        history = f"returning: {len(profile.past)} earlier ticket{plural}, last #{last.number} {last.status}"
+        if profile.last_satisfaction is not None:
+            history += f", last rating {profile.last_satisfaction}/5"
+    else:
+        history = f"new {kind}"
+    return f"Who: {profile.name}{addressed} · {history}"
+
+
+def _profile_details(profile: ProfileView) -> str:
+    bits = []
+    if profile.organisation:
+        bits.append(profile.organisation)
+    if profile.timezone:
+        bits.append(profile.timezone)
+    if profile.email:
+        bits.append(profile.email + ("" if profile.email_verified else " (unverified)"))
+    if profile.tags:
+        bits.append("tags: " + ", ".join(profile.tags))
+    if len(profile.identities) > 1:
+        bits.append("on " + ", ".join(profile.identities))
+    return " · ".join(bits)
+
+
+def _items(packet: HandoffPacket) -> list[_Item]:
+    """Every optional line, scored: promises and profile notes matter most, then the first message, new
+    facts, notes, the customer's later words, replies; within a kind, the recent beats the old."""
+    items: list[_Item] = []
+    count = 0
+
+    def add(section: int, at: datetime, score: float, parts: Parts) -> None:
+        nonlocal count
+        count += 1
+        items.append(_Item(section, (at, count), score, parts))
+
+    for promise in packet.promises:
+        late = " (overdue)" if promise.overdue else ""
+        add(
+            _PROMISES, promise.due, 100, [f"\n• {shorten(promise.what, 120)}, due {_when(promise.due)}{late}"]
+        )
+    for index, note in enumerate(reversed(packet.profile.notes)):
+        text = InternalText(shorten(note.text.hidden, 200))
+        add(_NOTES, note.created_at, 90 - index, [f"\n• ({note.author_name}) ", text])
+    for index, incentive in enumerate(reversed(packet.profile.incentives)):
+        add(_INCENTIVES, incentive.given_at, 70 - index, [_incentive_line(incentive)])
+    recent = {id(s): rank for rank, s in enumerate(reversed(packet.problem))}
+    for said in packet.problem:
+        score = 95.0 if said.first else 50 + 8 * said.new_facts + min(said.new_words, 12) - recent[id(said)]
+        add(_PROBLEM, said.at, score, [f"\n[{_when(said.at)}] {_quote(said.text)}"])
+    recent = {id(s): rank for rank, s in enumerate(reversed(packet.tried))}
+    for step in packet.tried:
+        base = {"note": 60, "reply": 45}.get(step.kind, 25)
+        head = f"\n[{_when(step.at)}] {step.who}"
+        if isinstance(step.text, InternalText):
+            parts: Parts = [head + " (note): ", InternalText(_quote(step.text.hidden))]
+        elif step.kind == "reply":
+            parts = [head + " replied: " + _quote(step.text)]
+        else:
+            parts = [head + ": " + step.text]
+        add(_TRIED, step.at, base - min(recent[id(step)], 20), parts)
+    for index, handoff in enumerate(reversed(packet.handoffs)):
+        add(_HANDOFFS, handoff.at, 40 - index, ["\n" + _handoff_line(handoff)])
+    return items
+
+
+def _step(entry: Entry) -> Step:
+    kind = "note" if entry.kind is EntryKind.NOTE else "reply"
+    return Step(entry.created_at, entry.author_name, kind, entry.body)
+
+
+def _event_step(event: TimelineEvent) -> Step | None:
+    detail = event.detail
+    if event.action == "status":
+        old, new = _status_word(detail.get("old")), _status_word(detail.get("new"))
+        return Step(event.at, event.actor_name, "status", f"{old} → {new}")
+    if event.action == "priority":
+        return Step(
+            event.at, event.actor_name, "priority", f"priority {detail.get('old')} → {detail.get('new')}"
+        )
+    if event.action == "incentive":
+        return Step(event.at, event.actor_name, "incentive", f"gave {detail.get('what')}")
+    return None
+
+
+def _handoff(event: TimelineEvent) -> Handoff | None:
+    detail = event.detail
+    if event.action == "transferred":
+        to = detail.get("to_agent") or f"queue {detail.get('to_queue')}"
+        return Handoff(event.at, event.actor_name, to, detail.get("from_agent"), detail.get("reason") or "")
+    if event.action == "claimed" and not detail.get("handed_by"):  # a handoff's own line shows that one
+        return Handoff(event.at, event.actor_name, detail.get("agent") or event.actor_name, claim=True)
+    if event.action == "released":
+        return Handoff(event.at, event.actor_name, "the queue, unclaimed", event.actor_name)
+    return None
+
+
+def _handoff_line(handoff: Handoff) -> str:
+    if handoff.claim:
+        return f"[{_when(handoff.at)}] claimed by {handoff.to}"
+    origin = f"{handoff.from_owner} → " if handoff.from_owner else ""
+    why = f": {shorten(handoff.reason, 120)}" if handoff.reason else ""
+    return f"[{_when(handoff.at)}] {origin}{handoff.to}, by {handoff.by}{why}"
+
+
+def _incentive_line(incentive: Incentive) -> str:
+    on = f" on #{incentive.ticket_number}" if incentive.ticket_number else ""
+    return f"\n• {shorten(incentive.what, 120)}{on} ({incentive.given_by}, {_day(incentive.given_at)})"
+
+
+def _status_word(value: object) -> str:
+    return {str(k): v for k, v in STATUS_WORDS.items()}.get(str(value), str(value))
+
+
+def _quote(text: str) -> str:
+    return shorten(text, ITEM_CHARS)
+
+
+def _size(parts: Parts) -> int:
+    """Length as staff will read it (mass mentions defused, which lengthens them a little)."""
+    return sum(len(defuse_mentions(p.hidden if isinstance(p, InternalText) else p)) for p in parts)
+
+
+def _fit(parts: Parts, budget: int) -> Parts:
+    """Cut parts that would pass the budget (only a huge head can), marking the cut."""
+    fitted: Parts = []
+    used = 0
+    for part in parts:
+        size = _size([part])
+        if used + size <= budget:
+            fitted.append(part)
+            used += size
+            continue
+        room = budget - used - 1
+        if room > 0:
+            if isinstance(part, InternalText):
+                fitted.append(InternalText(part.hidden[:room].rstrip() + "…"))
+            else:
+                fitted.append(part[:room].rstrip() + "…")
+        break
+    return fitted
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%d %b %H:%M")
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%d %b %Y")
