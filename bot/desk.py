@@ -7,7 +7,7 @@ the work was committed, and a refused command changes nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -51,7 +51,6 @@ from bot.domain import (
     Anchor,
     AuditRecord,
     Customer,
-    Entry,
     EntryKind,
     Identity,
     Incentive,
@@ -61,7 +60,6 @@ from bot.domain import (
     StoredSnippet,
     Ticket,
     TicketKind,
-    TimelineEvent,
     TransitionError,
 )
 from bot.grammar import ParseError, help_text, parse
@@ -86,6 +84,12 @@ from bot.packet import ProfileView
 from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
 from bot.ports import Conflict, UnitOfWork
 from bot.text import clean, shorten
+from bot.work import Work as _Work
+from bot.work import agents_about as _agents_about
+from bot.work import log as _log
+from bot.work import person_of as _person_of
+from bot.work import record as _record
+from bot.work import to_customer as _to_customer
 
 T = TypeVar("T")
 LIST_LIMIT = 25
@@ -99,19 +103,6 @@ CONFLICT_RETRIES = 3
 
 class Refusal(Exception):
     """A polite no: the command is rolled back and only this text goes back to the person."""
-
-
-@dataclass
-class _Work:
-    """What one call needs: its unit of work, the moment it runs at, and what it will say."""
-
-    uow: UnitOfWork
-    now: datetime
-    out: list[Outgoing] = field(default_factory=list)
-    cards: dict[tuple[int, str], MessageRef | None] = field(default_factory=dict)
-
-    def say(self, message: Outgoing) -> None:
-        self.out.append(message)
 
 
 class Desk:
@@ -1005,34 +996,6 @@ async def _assign(work: _Work, ticket: Ticket, owner: Agent | None, actor: Agent
         await _log(work, ticket, "status", actor.display_name, old=old, new=ticket.status)
 
 
-async def _record(
-    work: _Work,
-    ticket: Ticket,
-    kind: EntryKind,
-    author: Person,
-    body: str | InternalText,
-    message_id: str | None,
-) -> None:
-    assert ticket.number is not None
-    await work.uow.entries.add(
-        Entry(
-            ticket_number=ticket.number,
-            kind=kind,
-            author_name=author.display_name,
-            body=body,
-            created_at=work.now,
-            platform=author.platform if message_id else None,
-            external_id=message_id,
-        )
-    )
-
-
-async def _log(work: _Work, ticket: Ticket, action: str, actor_name: str, **detail: object) -> None:
-    assert ticket.number is not None
-    clean_detail = {k: str(v) if v is not None else None for k, v in detail.items()}
-    await work.uow.timeline.add(TimelineEvent(ticket.number, action, actor_name, work.now, clean_detail))
-
-
 async def _ticket_in_thread(work: _Work, where: Conversation) -> int | None:
     """The ticket a thread is about: a customer's ticket thread, or a ticket card's staff thread."""
     assert where.thread_id is not None
@@ -1065,10 +1028,6 @@ def _owner_update(ticket: Ticket, owner: Agent, text: str) -> StaffMessage:
     return StaffMessage(_agents_about(ticket), (text,), StaffKind.UPDATE, handover=handover)
 
 
-def _agents_about(ticket: Ticket) -> ToAgents:
-    return ToAgents(ticket.number, ticket.platform, workspace_id=ticket.workspace_id)
-
-
 def _clean_person(person: Person) -> Person:
     """Names and ids come from platforms; store them without control characters, as any text, and
     keep names to a length every screen (and column) holds."""
@@ -1080,21 +1039,11 @@ def _clean_actor(actor: Actor) -> Actor:
     return Actor(_clean_person(actor.person), actor.role)
 
 
-def _to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessage:
-    person = Person(ticket.platform, ticket.customer_user_id, customer.display_name)
-    where = Conversation(ticket.platform, ticket.channel_id, ticket.thread_id, ticket.workspace_id)
-    return CustomerMessage(ToCustomer(person, ticket.number, where), text)
-
-
 def _private(actor: Actor, text: str) -> Outgoing:
     """An answer only the actor sees: staff text for agents, plain text for everyone else."""
     if actor.is_agent:
         return StaffMessage(ToAgent(actor.person), (text,), StaffKind.INFO)
     return CustomerMessage(ToCustomer(actor.person), text)
-
-
-def _person_of(agent: Agent) -> Person:
-    return Person(agent.platform, agent.external_id, agent.display_name)
 
 
 def _without_thread(conversation: Conversation) -> Conversation:

@@ -7,7 +7,7 @@ adapter shares them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -147,6 +147,8 @@ class Ticket:
     last_customer_message_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    status_changed_at: datetime | None = None
+    """When the status last changed: a check-in planned for one spell of waiting knows if it still holds."""
     number: int | None = None
 
     @property
@@ -164,6 +166,7 @@ class Ticket:
             raise TransitionError(f"{STATUS_WORDS[old]} -> {STATUS_WORDS[new]}")
         self.status = new
         self.updated_at = now
+        self.status_changed_at = now
         if new is Status.RESOLVED:
             self.resolved_at = now
         elif new is Status.CLOSED:
@@ -248,6 +251,97 @@ class Incentive:
     what: str
     given_by: str
     given_at: datetime
+    id: int | None = None
+
+
+class Metric(StrEnum):
+    """The service standards a ticket is measured by."""
+
+    FIRST_RESPONSE = "first_response"
+    NEXT_REPLY = "next_reply"
+    UPDATE = "update"
+    RESOLUTION = "resolution"
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    MET = "met"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class SlaClock:
+    """One service target on one ticket, for one cycle (the second next reply is cycle 2).
+
+    The target is copied from the policy when the clock starts, so a later policy change does not
+    rewrite history. `consumed` is the business time used before the last pause; while running, the
+    clock falls due at `due_at` (UTC). `breached_at` is set once the target is missed.
+    """
+
+    ticket_number: int
+    metric: Metric
+    cycle: int
+    target: timedelta
+    started_at: datetime
+    resumed_at: datetime
+    due_at: datetime
+    state: ClockState = ClockState.RUNNING
+    consumed: timedelta = timedelta(0)
+    met_at: datetime | None = None
+    breached_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state is ClockState.RUNNING
+
+
+class PromiseState(StrEnum):
+    OPEN = "open"
+    KEPT = "kept"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class Promise:
+    """Something an agent told the customer would happen by a time. `broken_at` is set when it ran
+    late; kept late still counts as broken in the reports."""
+
+    ticket_number: int
+    number: int
+    what: str
+    due_at: datetime
+    made_by: str
+    made_at: datetime
+    state: PromiseState = PromiseState.OPEN
+    kept_at: datetime | None = None
+    broken_at: datetime | None = None
+    id: int | None = None
+
+
+class CheckinState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    DROPPED = "dropped"
+
+
+@dataclass
+class Checkin:
+    """Something to do at a time: warn of a breach, remind of a promise, check in with a customer.
+
+    `key` is unique (ticket, kind and cycle), so each fires at most once; the sweep re-checks the ticket
+    when it fires and drops what no longer makes sense.
+    """
+
+    key: str
+    kind: str
+    due_at: datetime
+    ticket_number: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    state: CheckinState = CheckinState.PENDING
+    fired_at: datetime | None = None
+    outcome: str | None = None
     id: int | None = None
 
 

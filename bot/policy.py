@@ -10,7 +10,8 @@ import re
 import string
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Self
@@ -29,6 +30,7 @@ from pydantic import (
 from bot.domain import Priority, TicketKind
 from bot.durations import parse_duration
 from bot.facts import DEFAULT_PATTERNS, FactFinder
+from bot.hours import DAY_NAMES, BusinessHours, HoursError
 
 Duration = Annotated[timedelta, BeforeValidator(lambda v: parse_duration(v) if isinstance(v, str) else v)]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -100,6 +102,131 @@ class _Strict(BaseModel):
 class Queue(_Strict):
     name: Name
     label: str = Field(min_length=1, description="How customers hear of this queue.")
+    hours: str | None = Field(default=None, description="Its business hours (a name under [hours]).")
+
+
+DayName = Annotated[str, AfterValidator(lambda d: _day_name(d))]
+
+
+def _day_name(day: str) -> str:
+    if day.lower() not in DAY_NAMES:
+        raise ValueError(f"'{day}' is not a day; use {', '.join(DAY_NAMES)}")
+    return day.lower()
+
+
+class Hours(_Strict):
+    """Opening hours: `days` share `blocks`, `week` gives a day its own blocks, holidays are closed."""
+
+    timezone: str = "UTC"
+    days: list[DayName] = Field(default_factory=list)
+    blocks: list[str] = Field(default_factory=list)
+    week: dict[DayName, list[str]] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+    always: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        try:
+            self.business_hours("check")
+        except HoursError as error:
+            raise ValueError(str(error)) from None
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"timezone: '{self.timezone}' is not an IANA timezone like Europe/Berlin"
+            ) from None
+        return self
+
+    def business_hours(self, name: str) -> BusinessHours:
+        week = {day: list(self.blocks) for day in self.days} | dict(self.week)
+        if self.days and not self.blocks:
+            raise HoursError('days are listed without blocks; add blocks = ["09:00-17:00"]')
+        return BusinessHours.build(name, self.timezone, week, self.holidays, self.always)
+
+
+class Targets(_Strict):
+    """Service targets for one kind and priority, in business time of the ticket's queue."""
+
+    first_response: Duration
+    next_reply: Duration
+    update_interval: Duration
+    resolution: Duration
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        for name in ("first_response", "next_reply", "update_interval", "resolution"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name}: must be longer than zero")
+        return self
+
+
+def _targets(first: str, next_reply: str, update: str, resolution: str) -> Targets:
+    return Targets.model_validate(
+        {
+            "first_response": first,
+            "next_reply": next_reply,
+            "update_interval": update,
+            "resolution": resolution,
+        }
+    )
+
+
+def _default_targets() -> dict[Priority, Targets]:
+    return {
+        Priority.URGENT: _targets("30m", "1h", "2h", "8h"),
+        Priority.HIGH: _targets("1h", "2h", "4h", "16h"),
+        Priority.NORMAL: _targets("4h", "8h", "8h", "40h"),
+        Priority.LOW: _targets("8h", "16h", "16h", "80h"),
+    }
+
+
+class Standards(_Strict):
+    """Targets per kind of ticket and priority; a warning goes out at `warn_at` of each target."""
+
+    warn_at: float = Field(default=0.8, gt=0, lt=1)
+    external: dict[Priority, Targets] = Field(default_factory=_default_targets)
+    internal: dict[Priority, Targets] = Field(default_factory=_default_targets)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        for kind in ("external", "internal"):
+            missing = [str(p) for p in Priority if p not in getattr(self, kind)]
+            if missing:
+                raise ValueError(f"{kind}: no targets for priority {', '.join(missing)}")
+        return self
+
+    def targets(self, kind: TicketKind, priority: Priority) -> Targets:
+        table = self.internal if kind is TicketKind.INTERNAL else self.external
+        return table[priority]
+
+
+class Waiting(_Strict):
+    """A ticket waiting on the customer: a check-in, a last reminder, then it resolves itself."""
+
+    checkin_after: Duration = timedelta(days=1)
+    last_reminder_after: Duration = timedelta(days=3)
+    auto_resolve_after: Duration = timedelta(days=5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.checkin_after < self.last_reminder_after < self.auto_resolve_after:
+            raise ValueError("checkin_after < last_reminder_after < auto_resolve_after must hold")
+        return self
+
+
+class Promises(_Strict):
+    """Promises agents make: a reminder this long before one is due; when one runs late, the customer
+    is told when they will hear next (`late_update_in` of business time later)."""
+
+    remind_before: Duration = timedelta(minutes=30)
+    late_update_in: Duration = timedelta(hours=2)
+
+
+class Checkins(_Strict):
+    """Scheduled check-ins: a weekly report on long-running tickets, and the agents' daily digest."""
+
+    weekly_report_after: Duration = timedelta(days=7)
+    digest_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    digest_days: list[DayName] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
 
 
 class Team(_Strict):
@@ -175,6 +302,12 @@ class Policy(_Strict):
     requests: Requests = Requests()
     facts: Facts = Facts()
     handoff: Handoff = Handoff()
+    hours: dict[Name, Hours] = Field(default_factory=lambda: {"always": Hours(always=True)})
+    default_hours: str | None = Field(default=None, description="Hours of queues that name none.")
+    standards: Standards = Standards()
+    waiting: Waiting = Waiting()
+    promises: Promises = Promises()
+    checkins: Checkins = Checkins()
     snippets: dict[SnippetName, SnippetText] = Field(
         default_factory=dict, description="Saved replies agents send by name: name -> text."
     )
@@ -201,7 +334,34 @@ class Policy(_Strict):
                         f"teams[{index}].queues: queue '{queue}' already belongs to team '{owner[queue]}'"
                     )
                 owner[queue] = team.name
+        hour_names = list(self.hours)
+        if self.default_hours is not None and self.default_hours not in self.hours:
+            raise ValueError(
+                f"default_hours: '{self.default_hours}' is not one of the hours ({', '.join(hour_names)})"
+            )
+        for index, listed in enumerate(self.queues):
+            if listed.hours is not None and listed.hours not in self.hours:
+                known = ", ".join(hour_names)
+                raise ValueError(f"queues[{index}].hours: '{listed.hours}' is not one of the hours ({known})")
+        if len(self.hours) > 1 and self.default_hours is None:
+            unset = [q.name for q in self.queues if q.hours is None]
+            if unset:
+                raise ValueError(f"queues {', '.join(unset)} name no hours; set their hours or default_hours")
         return self
+
+    @cached_property
+    def _business_hours(self) -> dict[str, BusinessHours]:
+        return {name: hours.business_hours(name) for name, hours in self.hours.items()}
+
+    def hours_for(self, queue: str) -> BusinessHours:
+        """The business hours a queue's clocks count in."""
+        found = self.queue(queue)
+        name = (found.hours if found else None) or self.default_hours or next(iter(self.hours))
+        return self._business_hours[name]
+
+    def lead_of(self, queue: str) -> str | None:
+        """The lead of the team that owns the queue (who breaches are escalated to), if any."""
+        return next((t.lead for t in self.teams if queue in t.queues and t.lead), None)
 
     def queue(self, name: str) -> Queue | None:
         return next((q for q in self.queues if q.name == name), None)

@@ -14,11 +14,14 @@ from bot.domain import (
     Agent,
     Anchor,
     AuditRecord,
+    Checkin,
     Customer,
     Entry,
     Identity,
     Incentive,
     ProfileNote,
+    Promise,
+    SlaClock,
     StoredSnippet,
     Ticket,
     TicketKind,
@@ -167,6 +170,43 @@ class SnippetRepository(Protocol):
         ...
 
 
+class ClockRepository(Protocol):
+    async def add(self, clock: SlaClock) -> SlaClock:
+        """Store a new clock; one per ticket, metric and cycle (a second raises Conflict)."""
+        ...
+
+    async def for_ticket(self, number: int) -> list[SlaClock]:
+        """Every clock of a ticket, oldest first; changes to them are saved on commit."""
+        ...
+
+    async def for_tickets(self, numbers: list[int]) -> list[SlaClock]: ...
+
+
+class PromiseRepository(Protocol):
+    async def add(self, promise: Promise) -> Promise: ...
+    async def for_ticket(self, number: int) -> list[Promise]:
+        """A ticket's promises by number; changes to them are saved on commit."""
+        ...
+
+    async def open_due_before(self, moment: datetime, limit: int) -> list[Promise]:
+        """Open promises falling due before a moment, soonest first (for the digest)."""
+        ...
+
+
+class CheckinRepository(Protocol):
+    async def get(self, key: str) -> Checkin | None: ...
+    async def add(self, checkin: Checkin) -> Checkin:
+        """Store a new check-in; its key is unique (a second raises Conflict)."""
+        ...
+
+    async def claim_due(self, moment: datetime, limit: int) -> list[Checkin]:
+        """Pending check-ins due by `moment`, soonest first, locked against other processes' sweeps
+        (skipped when another has them); changes to them are saved on commit."""
+        ...
+
+    async def pending_count(self) -> int: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def customers(self) -> CustomerRepository: ...
@@ -184,6 +224,12 @@ class UnitOfWork(Protocol):
     def snippets(self) -> SnippetRepository: ...
     @property
     def profiles(self) -> ProfileRepository: ...
+    @property
+    def clocks(self) -> ClockRepository: ...
+    @property
+    def promises(self) -> PromiseRepository: ...
+    @property
+    def checkins(self) -> CheckinRepository: ...
     @property
     def audit(self) -> AuditRepository: ...
 

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from bot.domain import EntryKind, Priority, Status, TicketKind
+from bot.domain import CheckinState, ClockState, EntryKind, Metric, Priority, PromiseState, Status, TicketKind
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -32,6 +44,19 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Seconds(TypeDecorator[timedelta]):
+    """A duration as whole seconds: the same on every database, and easy to sum in reports."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: timedelta | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(value.total_seconds())
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> timedelta | None:
+        return None if value is None else timedelta(seconds=value)
 
 
 def _enum(cls: type[StrEnum]) -> Enum:
@@ -118,6 +143,7 @@ class TicketRow(Base):
     last_customer_message_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    status_changed_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     """Optimistic lock: an update that raced another loses and the desk runs again on fresh state."""
 
@@ -214,3 +240,66 @@ class AuditRow(Base):
     subject: Mapped[int]
     actor: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SlaClockRow(Base):
+    __tablename__ = "sla_clocks"
+    __table_args__ = (
+        UniqueConstraint("ticket_number", "metric", "cycle", name="uq_sla_clocks_ticket_metric_cycle"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"))
+    metric: Mapped[Metric] = mapped_column(_enum(Metric))
+    cycle: Mapped[int]
+    target: Mapped[timedelta] = mapped_column(Seconds)
+    started_at: Mapped[datetime]
+    resumed_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    state: Mapped[ClockState] = mapped_column(_enum(ClockState))
+    consumed: Mapped[timedelta] = mapped_column(Seconds)
+    met_at: Mapped[datetime | None]
+    breached_at: Mapped[datetime | None]
+
+
+class PromiseRow(Base):
+    __tablename__ = "promises"
+    __table_args__ = (
+        UniqueConstraint("ticket_number", "number", name="uq_promises_ticket_number"),
+        Index("ix_promises_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"))
+    number: Mapped[int]
+    what: Mapped[str] = mapped_column(String(500))
+    due_at: Mapped[datetime]
+    made_by: Mapped[str] = mapped_column(String(200))
+    made_at: Mapped[datetime]
+    state: Mapped[PromiseState] = mapped_column(_enum(PromiseState))
+    kept_at: Mapped[datetime | None]
+    broken_at: Mapped[datetime | None]
+
+
+class CheckinRow(Base):
+    """Scheduled work: the source of truth; every process's sweep claims due rows from here."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_checkins_key"),
+        Index("ix_checkins_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime]
+    ticket_number: Mapped[int | None] = mapped_column(ForeignKey("tickets.number"))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[CheckinState] = mapped_column(_enum(CheckinState))
+    fired_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    """Two sweeps that read the same due row cannot both fire it: the second one's update loses."""
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own mapping hook

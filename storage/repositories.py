@@ -20,6 +20,8 @@ from bot.domain import (
     Agent,
     Anchor,
     AuditRecord,
+    Checkin,
+    CheckinState,
     Customer,
     Entry,
     EntryKind,
@@ -27,6 +29,9 @@ from bot.domain import (
     Incentive,
     Priority,
     ProfileNote,
+    Promise,
+    PromiseState,
+    SlaClock,
     Status,
     StoredSnippet,
     Ticket,
@@ -40,11 +45,14 @@ from storage.models import (
     AnchorRow,
     AuditRow,
     Base,
+    CheckinRow,
     CustomerRow,
     EntryRow,
     IdentityRow,
     IncentiveRow,
     ProfileNoteRow,
+    PromiseRow,
+    SlaClockRow,
     SnippetRow,
     TicketRow,
     TimelineRow,
@@ -604,3 +612,75 @@ class SqlSnippets:
 
 def _snippet(row: SnippetRow) -> StoredSnippet:
     return StoredSnippet(row.name, row.text, row.created_by, row.created_at, row.id)
+
+
+class SqlClocks(_Tracked[SlaClock, SlaClockRow]):
+    domain = SlaClock
+    row_type = SlaClockRow
+
+    async def add(self, clock: SlaClock) -> SlaClock:
+        return await self._insert(clock)
+
+    async def for_ticket(self, number: int) -> list[SlaClock]:
+        return await self._many(
+            select(SlaClockRow).where(SlaClockRow.ticket_number == number).order_by(SlaClockRow.id)
+        )
+
+    async def for_tickets(self, numbers: list[int]) -> list[SlaClock]:
+        if not numbers:
+            return []
+        return await self._many(
+            select(SlaClockRow).where(SlaClockRow.ticket_number.in_(numbers)).order_by(SlaClockRow.id)
+        )
+
+
+class SqlPromises(_Tracked[Promise, PromiseRow]):
+    domain = Promise
+    row_type = PromiseRow
+
+    async def add(self, promise: Promise) -> Promise:
+        return await self._insert(promise)
+
+    async def for_ticket(self, number: int) -> list[Promise]:
+        return await self._many(
+            select(PromiseRow).where(PromiseRow.ticket_number == number).order_by(PromiseRow.number)
+        )
+
+    async def open_due_before(self, moment: datetime, limit: int) -> list[Promise]:
+        return await self._many(
+            select(PromiseRow)
+            .where(PromiseRow.state == PromiseState.OPEN, PromiseRow.due_at <= moment)
+            .order_by(PromiseRow.due_at)
+            .limit(limit)
+        )
+
+
+class SqlCheckins(_Tracked[Checkin, CheckinRow]):
+    domain = Checkin
+    row_type = CheckinRow
+
+    def _decode(self, name: str, value: Any) -> Any:
+        return dict(value) if name == "detail" else value
+
+    async def get(self, key: str) -> Checkin | None:
+        return await self._one(select(CheckinRow).where(CheckinRow.key == key))
+
+    async def add(self, checkin: Checkin) -> Checkin:
+        return await self._insert(checkin)
+
+    async def claim_due(self, moment: datetime, limit: int) -> list[Checkin]:
+        # PostgreSQL: rows another process's sweep holds are skipped, so each fires once. SQLite ignores
+        # the clause; there a write lock serialises sweeps (see storage/engine.py).
+        return await self._many(
+            select(CheckinRow)
+            .where(CheckinRow.state == CheckinState.PENDING, CheckinRow.due_at <= moment)
+            .order_by(CheckinRow.due_at, CheckinRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def pending_count(self) -> int:
+        statement = (
+            select(func.count()).select_from(CheckinRow).where(CheckinRow.state == CheckinState.PENDING)
+        )
+        return int(await self.session.scalar(statement) or 0)

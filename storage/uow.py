@@ -14,9 +14,12 @@ from storage.repositories import (
     SqlAgents,
     SqlAnchors,
     SqlAudit,
+    SqlCheckins,
+    SqlClocks,
     SqlCustomers,
     SqlEntries,
     SqlProfiles,
+    SqlPromises,
     SqlSnippets,
     SqlTickets,
     SqlTimeline,
@@ -39,6 +42,9 @@ class SqlUnitOfWork:
         self.snippets = SqlSnippets(self.session)
         self.audit = SqlAudit(self.session)
         self.profiles = SqlProfiles(self.session)
+        self.clocks = SqlClocks(self.session)
+        self.promises = SqlPromises(self.session)
+        self.checkins = SqlCheckins(self.session)
         return self
 
     async def __aexit__(
@@ -51,7 +57,14 @@ class SqlUnitOfWork:
         await self.session.close()
 
     async def commit(self) -> None:
-        for repository in (self.customers, self.agents, self.tickets):
+        for repository in (
+            self.customers,
+            self.agents,
+            self.tickets,
+            self.clocks,
+            self.promises,
+            self.checkins,
+        ):
             repository.sync()
         try:
             await self.session.commit()

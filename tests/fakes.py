@@ -29,6 +29,8 @@ from bot.domain import (
     Agent,
     Anchor,
     AuditRecord,
+    Checkin,
+    CheckinState,
     Customer,
     Entry,
     EntryKind,
@@ -36,7 +38,10 @@ from bot.domain import (
     Incentive,
     Priority,
     ProfileNote,
+    Promise,
+    PromiseState,
     Role,
+    SlaClock,
     Status,
     StoredSnippet,
     Ticket,
@@ -62,6 +67,9 @@ TABLES = (
     "audit_log",
     "profile_notes",
     "incentives",
+    "sla_clocks",
+    "promises",
+    "checkins",
 )
 _PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
@@ -90,6 +98,9 @@ class FakeStore:
     audit_log: dict[int, AuditRecord] = field(default_factory=dict)
     profile_notes: dict[int, ProfileNote] = field(default_factory=dict)
     incentives: dict[int, Incentive] = field(default_factory=dict)
+    sla_clocks: dict[int, SlaClock] = field(default_factory=dict)
+    promises: dict[int, Promise] = field(default_factory=dict)
+    checkins: dict[int, Checkin] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
     """Make this many of the next commits raise Conflict, as if another process had won a race."""
@@ -514,6 +525,72 @@ class FakeSnippets(_Repository):
         return sorted(s.name for s in self.rows.values())
 
 
+class FakeClocks(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "sla_clocks")
+
+    async def add(self, clock: SlaClock) -> SlaClock:
+        await _pause()
+        clock.id = _next_id(self.rows)
+        self.rows[clock.id] = clock
+        return clock
+
+    async def for_ticket(self, number: int) -> list[SlaClock]:
+        await _pause()
+        return [c for _, c in sorted(self.rows.items()) if c.ticket_number == number]
+
+    async def for_tickets(self, numbers: list[int]) -> list[SlaClock]:
+        await _pause()
+        wanted = set(numbers)
+        return [c for _, c in sorted(self.rows.items()) if c.ticket_number in wanted]
+
+
+class FakePromises(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "promises")
+
+    async def add(self, promise: Promise) -> Promise:
+        await _pause()
+        promise.id = _next_id(self.rows)
+        self.rows[promise.id] = promise
+        return promise
+
+    async def for_ticket(self, number: int) -> list[Promise]:
+        await _pause()
+        return sorted((p for p in self.rows.values() if p.ticket_number == number), key=lambda p: p.number)
+
+    async def open_due_before(self, moment: datetime, limit: int) -> list[Promise]:
+        await _pause()
+        found = [p for p in self.rows.values() if p.state is PromiseState.OPEN and p.due_at <= moment]
+        return sorted(found, key=lambda p: (p.due_at, p.id))[:limit]
+
+
+class FakeCheckins(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "checkins")
+
+    async def get(self, key: str) -> Checkin | None:
+        await _pause()
+        return next((c for c in self.rows.values() if c.key == key), None)
+
+    async def add(self, checkin: Checkin) -> Checkin:
+        await _pause()
+        if any(c.key == checkin.key for c in self.rows.values()):
+            raise Conflict(f"UNIQUE constraint failed: checkins.key ('{checkin.key}',)")
+        checkin.id = _next_id(self.rows)
+        self.rows[checkin.id] = checkin
+        return checkin
+
+    async def claim_due(self, moment: datetime, limit: int) -> list[Checkin]:
+        await _pause()
+        due = [c for c in self.rows.values() if c.state is CheckinState.PENDING and c.due_at <= moment]
+        return sorted(due, key=lambda c: (c.due_at, c.id))[:limit]
+
+    async def pending_count(self) -> int:
+        await _pause()
+        return sum(1 for c in self.rows.values() if c.state is CheckinState.PENDING)
+
+
 class FakeUnitOfWork:
     """A unit of work over a FakeStore: private copies in, changes written back only on commit."""
 
@@ -549,6 +626,9 @@ class FakeUnitOfWork:
         self.snippets = FakeSnippets(self)
         self.audit = FakeAudit(self)
         self.profiles = FakeProfiles(self)
+        self.clocks = FakeClocks(self)
+        self.promises = FakePromises(self)
+        self.checkins = FakeCheckins(self)
 
     async def commit(self) -> None:
         await _pause()
@@ -589,7 +669,7 @@ def _merge(current: Tables, base: Tables, work: Tables) -> Tables:
                 continue
             if key not in target:
                 raise IntegrityViolation(f"{name}: row {key} vanished")
-            if name == "tickets" and obj != before and target[key] != before:
+            if name in ("tickets", "checkins") and obj != before and target[key] != before:
                 # The SQL tickets table carries a version: a change raced by another commit loses.
                 raise Conflict(f"tickets: #{key} was changed by another transaction")
             for f in dataclasses.fields(obj):
@@ -617,6 +697,9 @@ def _check(tables: Tables) -> None:
     _unique(tables["entries"].values(), "entries", "platform", "external_id", skip_nulls=True)
     _unique(tables["anchors"].values(), "anchors", "platform", "channel_id", "message_id")
     _unique(tables["snippets"].values(), "snippets", "name")
+    _unique(tables["checkins"].values(), "checkins", "key")
+    _unique(tables["promises"].values(), "promises", "ticket_number", "number")
+    _unique(tables["sla_clocks"].values(), "sla_clocks", "ticket_number", "metric", "cycle")
 
     def points(table: str, key: int | None, what: str) -> None:
         if key is not None and key not in tables[table]:

@@ -1,0 +1,75 @@
+"""What one call on the desk works with, and the small helpers every service shares: recording what
+was said and done, and addressing messages about a ticket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.domain import Agent, Customer, Entry, EntryKind, Ticket, TimelineEvent
+from bot.messages import (
+    Conversation,
+    CustomerMessage,
+    InternalText,
+    MessageRef,
+    Outgoing,
+    Person,
+    ToAgents,
+    ToCustomer,
+)
+from bot.ports import UnitOfWork
+
+
+@dataclass
+class Work:
+    """What one call needs: its unit of work, the moment it runs at, and what it will say."""
+
+    uow: UnitOfWork
+    now: datetime
+    out: list[Outgoing] = field(default_factory=list)
+    cards: dict[tuple[int, str], MessageRef | None] = field(default_factory=dict)
+
+    def say(self, message: Outgoing) -> None:
+        self.out.append(message)
+
+
+async def record(
+    work: Work,
+    ticket: Ticket,
+    kind: EntryKind,
+    author: Person,
+    body: str | InternalText,
+    message_id: str | None,
+) -> None:
+    assert ticket.number is not None
+    await work.uow.entries.add(
+        Entry(
+            ticket_number=ticket.number,
+            kind=kind,
+            author_name=author.display_name,
+            body=body,
+            created_at=work.now,
+            platform=author.platform if message_id else None,
+            external_id=message_id,
+        )
+    )
+
+
+async def log(work: Work, ticket: Ticket, action: str, actor_name: str, **detail: object) -> None:
+    assert ticket.number is not None
+    clean_detail = {k: str(v) if v is not None else None for k, v in detail.items()}
+    await work.uow.timeline.add(TimelineEvent(ticket.number, action, actor_name, work.now, clean_detail))
+
+
+def agents_about(ticket: Ticket) -> ToAgents:
+    return ToAgents(ticket.number, ticket.platform, workspace_id=ticket.workspace_id)
+
+
+def to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessage:
+    person = Person(ticket.platform, ticket.customer_user_id, customer.display_name)
+    where = Conversation(ticket.platform, ticket.channel_id, ticket.thread_id, ticket.workspace_id)
+    return CustomerMessage(ToCustomer(person, ticket.number, where), text)
+
+
+def person_of(agent: Agent) -> Person:
+    return Person(agent.platform, agent.external_id, agent.display_name)
