@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["ana", "ben"], validation_alias="RELAYDESK_CONSOLE_AGENTS"
     )
     log_level: str = Field("WARNING", validation_alias="RELAYDESK_LOG_LEVEL")
+    export_dir: Path = Field(Path("exports"), validation_alias="RELAYDESK_EXPORT_DIR")
+    """Where the console saves files meant for staff (ticket transcripts); relative to the working
+    directory unless absolute, and created when first needed."""
 
     @field_validator("database_url")
     @classmethod

@@ -4,16 +4,19 @@ built from the same state. Nothing here knows Relaydesk; it only knows Discord.
 
 REST: point discord.py at `fake.api_base` (`discord.http.Route.BASE`); every request is recorded as a
 `Call` (method, path after `/api/v10`, query, JSON body or a multipart's `payload_json`, headers, the
-status answered and the answer). Bot routes need `Authorization: Bot <token>`; interaction callbacks and
-webhook follow-ups are authorised by the interaction's token in the path, as on Discord. The fake checks
-what Discord checks where a mistake would otherwise go unnoticed: message content of at most 2,000
-characters; at most 10 embeds of at most 6,000 characters in all (title 256, description 4,096);
-at most 5 rows of 5 components, custom_ids of at most 100 characters; thread names of 1-100 characters;
-one initial response per interaction (then 40060), follow-ups only once it was acknowledged; a modal
-of at most 5 components with a title of at most 45 characters. `fail_next()` answers the next requests
-to a route with an error: a JSON error body with a code (403 with code 50007 for a user who takes no
-DMs, say), or 429 with `retry_after` and the `Via` header discord.py looks for before it waits and
-retries.
+status answered and the answer). A message with files comes as multipart/form-data, `payload_json` and
+one part `files[n]` per file; the files are kept in the call (`Call.files`, with their bytes) and appear
+in the message's `attachments`, as Discord shows them. Bot routes need `Authorization: Bot <token>`;
+interaction callbacks and webhook follow-ups are authorised by the interaction's token in the path, as on
+Discord. The fake checks what Discord checks where a mistake would otherwise go unnoticed: message
+content of at most 2,000 characters; at most 10 embeds of at most 6,000 characters in all (title 256,
+description 4,096); at most 5 rows of 5 components, custom_ids of at most 100 characters; thread names of
+1-100 characters; one initial response per interaction (then 40060), follow-ups only once it was
+acknowledged; at most 10 files per message, each named in `payload_json.attachments` and within
+`attachment_size_limit` (10 MiB, else 413 with code 40005), as the interaction payloads announce; a modal
+of at most 5 components with a title of at most 45 characters. `fail_next()` answers the next requests to
+a route with an error: a JSON error body with a code (403 with code 50007 for a user who takes no DMs,
+say), or 429 with `retry_after` and the `Via` header discord.py looks for before it waits and retries.
 
 Gateway: `ready()`, `guild_create()`, `message_create()`, `message_update()`, `message_delete()`,
 `command()`, `autocomplete()`, `component()` and `modal_submit()` build dispatch payloads (the `d` of a
@@ -62,6 +65,8 @@ THREAD_NAME_MAX = 100
 MODAL_TITLE_MAX = 45
 MODAL_COMPONENTS_MAX = 5
 CHOICES_MAX = 25
+FILES_MAX = 10
+ATTACHMENT_SIZE_LIMIT = 10_485_760
 
 TEXT, DM, PUBLIC_THREAD, PRIVATE_THREAD = 0, 1, 11, 12
 THREAD_TYPES = (PUBLIC_THREAD, PRIVATE_THREAD)
@@ -80,6 +85,20 @@ class UserOption:
 
 
 @dataclass(frozen=True)
+class UploadedFile:
+    """One `files[n]` part of a multipart request."""
+
+    field: str  # "files[0]"
+    filename: str
+    content_type: str
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8")
+
+
+@dataclass(frozen=True)
 class Call:
     """One REST request as Discord received it."""
 
@@ -91,6 +110,7 @@ class Call:
     status: int
     answer: Any = None
     index: int = 0
+    files: tuple[UploadedFile, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -168,6 +188,7 @@ class FakeDiscord:
     on_dispatch: Callable[[str, dict[str, Any]], None] | None = None
     dispatched: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     dispatch_errors: list[str] = field(default_factory=list)
+    attachment_size_limit: int = ATTACHMENT_SIZE_LIMIT
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -177,6 +198,7 @@ class FakeDiscord:
         self._command_ids: dict[str, int] = {}
         self._dms: dict[int, int] = {}  # user id → DM channel id
         self._index = itertools.count()
+        self._files: tuple[UploadedFile, ...] = ()  # the files of the request being handled
         self.add_user(BOT_USER_ID, "relaydesk", "Relaydesk", bot=True)
         self.members[BOT_USER_ID] = self._member_record([])
         self.roles[GUILD_ID] = _role(GUILD_ID, "@everyone", 0)
@@ -214,7 +236,7 @@ class FakeDiscord:
     # --- set-up -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024**2)
         app.add_routes([web.route("*", "/api/v10/{tail:.*}", self._handle)])
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -560,7 +582,8 @@ class FakeDiscord:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
-        body = await _read_body(request)
+        body, files = await _read_body(request)
+        self._files = files  # from here to the answer nothing awaits: no other request interleaves
         headers = dict(request.headers)
         for method, pattern, handler, needs_auth in self._routes:
             match = pattern.fullmatch(path)
@@ -590,8 +613,9 @@ class FakeDiscord:
         answer: Any,
         extra_headers: dict[str, str] | None = None,
     ) -> web.StreamResponse:
+        index = next(self._index)
         call = Call(
-            request.method, path, dict(request.query), body, headers, status, answer, next(self._index)
+            request.method, path, dict(request.query), body, headers, status, answer, index, self._files
         )
         self.calls.append(call)
         if status == 204:
@@ -673,6 +697,7 @@ class FakeDiscord:
             raise _Refused(400, 50083, "Thread is archived")
         body = body or {}
         _check_message(body)
+        attachments = self._attachments(body)
         message = self._message(
             int(channel),
             self.users[BOT_USER_ID],
@@ -681,6 +706,7 @@ class FakeDiscord:
             components=body.get("components") or [],
             flags=int(body.get("flags") or 0),
         )
+        message["attachments"] = attachments
         self.messages[int(message["id"])] = message
         target["last_message_id"] = message["id"]
         self._dispatch("MESSAGE_CREATE", self._gateway_message(message))
@@ -744,6 +770,7 @@ class FakeDiscord:
                 raise _Refused(400, 50035, "Invalid Form Body", {"data": _error("Too many choices")})
         elif kind in (4, 7):
             _check_message(data)
+            self._attachments(data)
         interaction.acknowledged = True
         interaction.response_type = kind
         answer: dict[str, Any] = {
@@ -775,6 +802,7 @@ class FakeDiscord:
             raise _Refused(404, 10015, "Unknown Webhook")
         body = body or {}
         _check_message(body)
+        attachments = self._attachments(body)
         message = self._message(
             interaction.channel_id,
             self.users[BOT_USER_ID],
@@ -784,6 +812,7 @@ class FakeDiscord:
             flags=int(body.get("flags") or 0),
             webhook_id=APP_ID,
         )
+        message["attachments"] = attachments
         if query.get("wait") in ("1", "true", "True"):
             return 200, message
         return 204, None
@@ -834,6 +863,42 @@ class FakeDiscord:
         return 200, commands
 
     # --- Discord's objects ------------------------------------------------------------------------
+
+    def _attachments(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The request's files as the message's attachments, refused as Discord refuses them: more than
+        ten, a part `payload_json.attachments` does not describe, or one above the size limit."""
+        if not self._files:
+            return []
+        if len(self._files) > FILES_MAX:
+            raise _Refused(
+                400, 50035, "Invalid Form Body", {"files": _error("Must be 10 or fewer in length.")}
+            )
+        described = {str(a.get("id")): a for a in body.get("attachments") or [] if isinstance(a, dict)}
+        stored = []
+        for upload in self._files:
+            match = re.fullmatch(r"files\[(\d+)\]", upload.field)
+            if match is None or match.group(1) not in described:
+                raise _Refused(
+                    400,
+                    50035,
+                    "Invalid Form Body",
+                    {"attachments": _error(f"{upload.field} is not described")},
+                )
+            if len(upload.content) > self.attachment_size_limit:
+                raise _Refused(413, 40005, "Request entity too large")
+            filename = str(described[match.group(1)].get("filename") or upload.filename)
+            attachment_id = self.snowflake()
+            stored.append(
+                {
+                    "id": str(attachment_id),
+                    "filename": filename,
+                    "size": len(upload.content),
+                    "url": f"https://cdn.discordapp.invalid/attachments/{attachment_id}/{filename}",
+                    "proxy_url": f"https://media.discordapp.invalid/attachments/{attachment_id}/{filename}",
+                    "content_type": upload.content_type,
+                }
+            )
+        return stored
 
     def _channel(self, channel_id: int) -> dict[str, Any]:
         found = self.channels.get(channel_id)
@@ -1017,7 +1082,7 @@ class FakeDiscord:
             "channel": channel,
             "locale": "en-GB",
             "entitlements": [],
-            "attachment_size_limit": 10_485_760,
+            "attachment_size_limit": self.attachment_size_limit,
             "app_permissions": "2251799813685247",
         }
         if message is not None:
@@ -1085,17 +1150,23 @@ def _stored_component(row: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-async def _read_body(request: web.Request) -> Any:
+async def _read_body(request: web.Request) -> tuple[Any, tuple[UploadedFile, ...]]:
+    """The JSON body (a multipart's `payload_json`), and the files of a multipart request."""
     if not request.can_read_body:
-        return None
+        return None, ()
     if request.content_type == "application/json":
         raw = await request.read()
-        return json.loads(raw) if raw else None
+        return (json.loads(raw) if raw else None), ()
     if request.content_type.startswith("multipart/"):
         form = await request.post()
         raw = form.get("payload_json")
-        return json.loads(str(raw)) if raw is not None else None
-    return (await request.read()).decode(errors="replace") or None
+        files = tuple(
+            UploadedFile(name, value.filename, value.content_type, value.file.read())
+            for name, value in form.items()
+            if isinstance(value, web.FileField)
+        )
+        return (json.loads(str(raw)) if raw is not None else None), files
+    return (await request.read()).decode(errors="replace") or None, ()
 
 
 def _check_message(body: dict[str, Any], allow_empty: bool = False) -> None:

@@ -12,6 +12,17 @@ arguments, and the Block Kit limits (50 blocks per message, 100 per view, 3,000 
 24 per modal title). It can be told to answer the next calls of a method with HTTP 429 (`Retry-After`) or
 HTTP 500, as Slack does under load.
 
+Files are uploaded as Slack's Web API takes them since files.upload was retired:
+`files.getUploadURLExternal` (filename, length) hands out an upload URL on this server, the client POSTs
+the file's bytes there (no token: the URL is the authorisation), and `files.completeUploadExternal`
+shares the uploaded files in a conversation (`channel_id`, optionally `thread_ts`). As on Slack, a file
+must be uploaded with the length announced before it can be completed, and files are shared in
+conversations: a user id is not one (open the DM with `conversations.open` for its `D…` id). Shared files
+are kept in `files`, with their bytes.
+
+`users.info` answers with the profile's `email` when a user was added with one, as Slack does for apps
+with `users:read.email`.
+
 It also speaks Socket Mode. `apps.connections.open`, called with an app-level token (`xapp-…`), hands out
 a single-use `ws://` URL on this server; a client that connects there is greeted with `hello`, as by
 Slack. `deliver_envelope()` sends an `events_api`, `slash_commands` or `interactive` envelope to the
@@ -54,6 +65,8 @@ SECTION_TEXT_MAX = 3_000
 HEADER_TEXT_MAX = 150
 MODAL_TITLE_MAX = 24
 RESPONSE_URL_USES = 5
+UPLOAD_MAX = 1024**3
+"""Slack takes files of up to 1 GB."""
 APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
 """Methods that take the app-level token (`xapp-…`) and refuse bot tokens, as on Slack."""
 
@@ -114,6 +127,33 @@ class Ack:
 
 
 @dataclass
+class SharedFile:
+    """A file uploaded through the upload URL and shared by files.completeUploadExternal."""
+
+    id: str
+    filename: str
+    title: str
+    content: bytes
+    channel: str | None  # None: uploaded but shared nowhere (private to the uploader)
+    thread_ts: str | None
+    initial_comment: str | None
+    token: str | None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8")
+
+
+@dataclass
+class _Upload:
+    filename: str
+    length: int
+    token: str | None
+    content: bytes | None = None
+    completed: bool = False
+
+
+@dataclass
 class Connection:
     """One Socket Mode WebSocket connection, from the client's connect to its close."""
 
@@ -147,6 +187,8 @@ class FakeSlack:
     app_tokens: set[str] = field(default_factory=lambda: {APP_TOKEN})
     acks: list[Ack] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
+    files: list[SharedFile] = field(default_factory=list)
+    uploads_received: int = 0
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -156,14 +198,17 @@ class FakeSlack:
         self._tickets: set[str] = set()
         self._stopping = False
         self._envelopes = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._uploads: dict[str, _Upload] = {}
 
     # --- set-up -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024**2)
         app.add_routes(
             [
                 web.route("*", "/api/{method}", self._api),
+                web.post("/upload/{file_id}", self._receive_upload),
                 web.post("/respond/{key}", self._respond),
                 web.get("/link/", self._link),
             ]
@@ -189,15 +234,27 @@ class FakeSlack:
     def response_url(self, key: str | int) -> str:
         return f"{self.url}/respond/{key}"
 
-    def add_user(self, user_id: str, display_name: str = "", real_name: str = "", name: str = "") -> None:
-        """A workspace member as `users.info` describes them."""
+    def add_user(
+        self,
+        user_id: str,
+        display_name: str = "",
+        real_name: str = "",
+        name: str = "",
+        email: str | None = None,
+        email_confirmed: bool = True,
+    ) -> None:
+        """A workspace member as `users.info` describes them (with users:read.email, their email)."""
+        profile: dict[str, Any] = {"display_name": display_name, "real_name": real_name}
+        if email is not None:
+            profile["email"] = email
         self.users[user_id] = {
             "id": user_id,
             "team_id": TEAM_ID,
             "name": name or user_id.lower(),
             "real_name": real_name,
             "is_bot": False,
-            "profile": {"display_name": display_name, "real_name": real_name},
+            "is_email_confirmed": email_confirmed,
+            "profile": profile,
         }
 
     def fail_next(
@@ -286,6 +343,10 @@ class FakeSlack:
     def texts(self, channel: str | None = None, **match: Any) -> list[str]:
         return [str(c.get("text", "")) for c in self.posts(channel, **match)]
 
+    def files_in(self, channel: str | None = None) -> list[SharedFile]:
+        """Files shared (in `channel`, when given), in the order they were completed."""
+        return [f for f in list(self.files) if channel is None or f.channel == channel]
+
     def responses_to(self, key: str | int) -> list[Response]:
         return [r for r in list(self.responses) if r.key == str(key) and r.status == 200]
 
@@ -309,6 +370,7 @@ class FakeSlack:
             for c in list(self.calls)
         ]
         lines += [f"  respond/{r.key} {json.dumps(r.body)[:300]}" for r in list(self.responses)]
+        lines += [f"  file {f.id} {f.filename!r} in {f.channel} ({len(f.content)} bytes)" for f in self.files]
         lines += [f"  socket ack {a.raw[:300]}" for a in list(self.acks)]
         return "\n".join(lines) or "  (nothing)"
 
@@ -429,6 +491,21 @@ class FakeSlack:
         connection.sent.append(message)
         await connection.socket.send_str(json.dumps(message))
 
+    async def _receive_upload(self, request: web.Request) -> web.Response:
+        """An upload URL from files.getUploadURLExternal: the file's bytes, raw or as a multipart form."""
+        upload = self._uploads.get(request.match_info["file_id"])
+        if upload is None or upload.completed:
+            return web.Response(status=404, text="upload url not found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = next(iter(form.values()), None)
+            data = part.file.read() if isinstance(part, web.FileField) else str(part or "").encode()
+        else:
+            data = await request.read()
+        upload.content = data
+        self.uploads_received += 1
+        return web.Response(text=f"OK - {len(data)}")
+
     async def _respond(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         body = await request.json()
@@ -483,6 +560,64 @@ class FakeSlack:
         if problem:
             return _error("invalid_blocks", problem)
         return {"ok": True, "channel": params["channel"], "ts": params["ts"], "text": params.get("text")}
+
+    def _files_getUploadURLExternal(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        filename = params.get("filename")
+        try:
+            length = int(params.get("length", ""))
+        except ValueError:
+            return _error("invalid_arguments", "length is required and must be an integer")
+        if not filename:
+            return _error("invalid_arguments", "filename is required")
+        if not 0 < length <= UPLOAD_MAX:
+            return _error("invalid_arguments", "length must be between 1 and 1 GB")
+        file_id = f"F{next(self._file_ids):08d}"
+        token = headers.get("Authorization", "").removeprefix("Bearer ") or None
+        self._uploads[file_id] = _Upload(str(filename), length, token)
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_completeUploadExternal(
+        self, params: dict[str, Any], headers: dict[str, str]
+    ) -> dict[str, Any]:
+        files = params.get("files")
+        try:
+            items = json.loads(files) if isinstance(files, str) else files
+        except ValueError:
+            return _error("invalid_arguments", "files must be a JSON array")
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+            return _error("invalid_arguments", "files must be a non-empty JSON array of objects")
+        channel = params.get("channel_id") or None
+        if channel is not None and not str(channel).startswith(("C", "D", "G")):
+            return _error("channel_not_found", "files are shared in conversations, not with user ids")
+        for item in items:
+            upload = self._uploads.get(str(item.get("id")))
+            if upload is None or upload.completed:
+                return _error("file_not_found")
+            if upload.content is None:
+                return _error("file_not_uploaded")
+            if len(upload.content) != upload.length:
+                return _error("file_upload_size_mismatch")
+        shared = []
+        for item in items:
+            file_id = str(item["id"])
+            upload = self._uploads[file_id]
+            upload.completed = True
+            assert upload.content is not None
+            title = str(item.get("title") or upload.filename)
+            self.files.append(
+                SharedFile(
+                    file_id,
+                    upload.filename,
+                    title,
+                    upload.content,
+                    channel,
+                    params.get("thread_ts") or None,
+                    params.get("initial_comment") or None,
+                    upload.token,
+                )
+            )
+            shared.append({"id": file_id, "name": upload.filename, "title": title, "size": upload.length})
+        return {"ok": True, "files": shared}
 
     def _conversations_open(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         users = str(params.get("users") or "")

@@ -39,3 +39,10 @@ def test_every_request_url_is_the_one_endpoint_the_adapter_serves() -> None:
     }
     assert {url.split("/", 3)[3] for url in urls} == {"slack/events"}
     assert data["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
+
+
+def test_files_and_verified_emails_have_their_scopes() -> None:
+    """files_upload_v2 needs files:write (transcripts for agents); users.info shows profile.email only
+    with users:read.email (identities linked by a verified email)."""
+    scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
+    assert {"files:write", "users:read.email", "im:write"} <= scopes

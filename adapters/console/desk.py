@@ -6,6 +6,9 @@ the console's clock and run due work; `/quit` ends.
 
 Every output line starts with its audience: `[to <customer>]`, `[agents]`, `[private <agent>]`, or
 `[console]` for the console's own messages. Multi-line messages repeat the prefix on each line.
+
+Files for staff (a ticket's transcript) cannot be shown in a terminal: they are saved in the export folder,
+never over an existing file, and a line says where each one went.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from bot.clock import OffsetClock
@@ -26,11 +30,23 @@ from bot.commands import Actor, IncomingMessage
 from bot.desk import Desk
 from bot.domain import Role
 from bot.durations import parse_duration
-from bot.messages import Conversation, CustomerMessage, Outgoing, Person, ToAgent, ToAgents
+from bot.messages import (
+    Attachment,
+    Conversation,
+    CustomerMessage,
+    Outgoing,
+    Person,
+    StaffMessage,
+    ToAgent,
+    ToAgents,
+)
 
 PLATFORM = "console"
 NAME_LIMIT = 64
 MAX_ADVANCE = timedelta(days=3650)
+FILENAME_LIMIT = 120
+"""Characters of a saved file's name, well inside every file system's limit (255 bytes)."""
+MAX_COPIES = 10_000
 log = logging.getLogger(__name__)
 SUPPORT_CHANNEL = Conversation(PLATFORM, "support")
 _LINE = re.compile(r"^\s*([^\s:/][^\s:]*)\s*:\s?(.*)$")
@@ -45,11 +61,13 @@ class ConsoleDesk:
         clock: OffsetClock,
         agents: Iterable[str],
         out: TextIO = sys.stdout,
+        export_dir: Path = Path("exports"),
     ) -> None:
         self._desk = desk
         self._clock = clock
         self._agents = {name.lower() for name in agents}
         self._out = out
+        self._export_dir = export_dir
         self._lock = asyncio.Lock()
 
     @property
@@ -99,11 +117,25 @@ class ConsoleDesk:
         return True
 
     async def deliver(self, messages: list[Outgoing]) -> None:
-        """Print what the desk says (also used by the scheduler's sweeps)."""
+        """Print what the desk says (also used by the scheduler's sweeps); files for staff are saved in
+        the export folder, with one line each saying where."""
         for message in messages:
             for line in render(message).splitlines() or [""]:
                 self._out.write(line + "\n")
+            if isinstance(message, StaffMessage):
+                for attachment in message.attachments:
+                    self._write(_prefix(message), await self._save(attachment))
         self._out.flush()
+
+    async def _save(self, attachment: Attachment) -> str:
+        """Write one file without ever replacing another; the line to print about it."""
+        name = safe_filename(attachment.filename)
+        try:
+            path = await asyncio.to_thread(_write_new_file, self._export_dir, name, attachment.content)
+        except OSError as error:
+            log.warning("console: cannot save %s in %s: %s", name, self._export_dir, error)
+            return f"could not save {name} to {self._export_dir}: {error.strerror or error}"
+        return f"saved {name} to {path}"
 
     async def _from_person(self, name: str, text: str) -> None:
         is_agent = name in self._agents
@@ -173,15 +205,50 @@ class ConsoleDesk:
 
 def render(message: Outgoing) -> str:
     """A desk message as console lines, each starting with its audience."""
+    prefix = _prefix(message)
+    return "\n".join(f"{prefix} {line}" for line in (message.text.splitlines() or [""]))
+
+
+def _prefix(message: Outgoing) -> str:
     audience = message.audience
     if isinstance(message, CustomerMessage):
-        prefix = f"[to {message.audience.person.user_id}]"
-    elif isinstance(audience, ToAgents):
-        prefix = "[agents]"
-    else:
-        assert isinstance(audience, ToAgent)
-        prefix = f"[private {audience.person.user_id}]"
-    return "\n".join(f"{prefix} {line}" for line in (message.text.splitlines() or [""]))
+        return f"[to {message.audience.person.user_id}]"
+    if isinstance(audience, ToAgents):
+        return "[agents]"
+    assert isinstance(audience, ToAgent)
+    return f"[private {audience.person.user_id}]"
+
+
+def safe_filename(name: str) -> str:
+    """A file name that stays inside the export folder whatever the core (or a customer's words in
+    it) says: its last path component only, no leading dots (no hidden files, no `..`), no control
+    characters, of a sane length with its extension kept."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*')
+    base = base.strip().lstrip(".").strip()
+    if len(base) > FILENAME_LIMIT:
+        stem, dot, suffix = base.rpartition(".")
+        if dot and 0 < len(suffix) < 16:
+            base = f"{stem[: FILENAME_LIMIT - len(suffix) - 1]}.{suffix}"
+        else:
+            base = base[:FILENAME_LIMIT]
+    return base or "attachment"
+
+
+def _write_new_file(folder: Path, name: str, content: str) -> Path:
+    """Create `folder/name`, or `name-2`, `name-3`... when taken: exclusive creation, so not even a
+    file appearing at the same moment is overwritten."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for copy in range(1, MAX_COPIES + 1):
+        path = folder / (name if copy == 1 else f"{stem}-{copy}{suffix}")
+        try:
+            with path.open("x", encoding="utf-8", newline="") as file:
+                file.write(content)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{MAX_COPIES} files named like {name} already exist")
 
 
 async def stdin_lines() -> AsyncIterator[str]:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import discord
@@ -45,6 +47,7 @@ from bot.desk import Desk
 from bot.domain import Priority, Role
 from bot.grammar import VERBS
 from bot.messages import (
+    Attachment,
     Conversation,
     CustomerMessage,
     Handover,
@@ -58,10 +61,16 @@ from bot.messages import (
     ToAgents,
     is_private_answer,
 )
+from bot.text import clean, defuse_mentions
 
 PLATFORM = "discord"
 MESSAGE_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
+FILES_PER_MESSAGE = 10
+FILE_SIZE_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+"""10 MiB: what Discord takes per upload where nothing tells us more (an interaction says its own
+`attachment_size_limit`, a boosted server allows more)."""
+TOO_LARGE = "`{name}` is too large to send here ({size}; Discord takes up to {limit})."
 NO_PINGS = discord.AllowedMentions.none()
 CANNOT_DM = 50007
 PRIORITY_COLOURS = {"low": 0x95A5A6, "normal": 0x3498DB, "high": 0xE67E22, "urgent": 0xE74C3C}
@@ -413,9 +422,10 @@ class DiscordAdapter:
         ):
             try:
                 if interaction is not None and actor is not None and is_private_answer(message, actor.person):
-                    for piece in split_text(message.text, MESSAGE_LIMIT):
-                        await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS)
-                    answered = True
+                    send = partial(interaction.followup.send, ephemeral=True, allowed_mentions=NO_PINGS)
+                    files = message.attachments if isinstance(message, StaffMessage) else ()
+                    sent = await _send_parts(send, message.text, files, interaction.filesize_limit)
+                    answered = answered or sent
                 else:
                     await self._post(message)
             except discord.HTTPException as error:
@@ -436,18 +446,18 @@ class DiscordAdapter:
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
             user = await self.client.fetch_user(int(audience.person.user_id))
-            await self._send(await user.create_dm(), message.text)
+            await self._send(await user.create_dm(), message.text, message.attachments)
             return
         assert isinstance(audience, ToAgents)
         if message.kind is StaffKind.CARD and message.card is not None:
-            await self._post_card(message.card, message.text)
+            await self._post_card(message.card, message.text, message.attachments)
             return
         thread = audience.staff_thread
         if thread is None and audience.ticket_number is not None:
             async with self._card_lock(audience.ticket_number):
                 thread = await self._desk.card_of(audience.ticket_number, PLATFORM)
         target = int(thread.message_id) if thread else self.agent_channel
-        await self._send(await self._channel(target), message.text)
+        await self._send(await self._channel(target), message.text, message.attachments)
         if message.handover is not None:
             await self._bring_in(message.handover)
 
@@ -460,7 +470,7 @@ class DiscordAdapter:
         if isinstance(thread, discord.Thread):
             await thread.add_user(discord.Object(id=int(handover.agent.user_id)))
 
-    async def _post_card(self, card: TicketCard, text: str) -> None:
+    async def _post_card(self, card: TicketCard, text: str, files: tuple[Attachment, ...] = ()) -> None:
         async with self._card_lock(card.number):
             channel = await self._channel(self.agent_channel)
             embed = discord.Embed(
@@ -472,8 +482,10 @@ class DiscordAdapter:
             view.add_item(TicketButton("claim", card.number))
             view.add_item(TicketButton("resolve", card.number))
             posted = await channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS)
-            await posted.create_thread(name=f"#{card.number} {card.customer_name}"[:100])
+            thread = await posted.create_thread(name=f"#{card.number} {card.customer_name}"[:100])
             await self._desk.attach_card(card.number, PLATFORM, MessageRef(str(channel.id), str(posted.id)))
+        if files:
+            await self._send(thread, "", files)
 
     async def _to_customer(self, message: CustomerMessage) -> None:
         where = message.audience.conversation
@@ -515,15 +527,79 @@ class DiscordAdapter:
             f"#{number}: {person.display_name} doesn't accept DMs from this server, so I posted to {where}.",
         )
 
-    async def _send(self, channel: Any, text: str) -> None:
-        for piece in split_text(text, MESSAGE_LIMIT):
-            await channel.send(piece, allowed_mentions=NO_PINGS)
+    async def _send(self, channel: Any, text: str, files: tuple[Attachment, ...] = ()) -> None:
+        guild = getattr(channel, "guild", None)
+        limit = guild.filesize_limit if isinstance(guild, discord.Guild) else FILE_SIZE_LIMIT
+        await _send_parts(partial(channel.send, allowed_mentions=NO_PINGS), text, files, limit)
 
     async def _channel(self, channel_id: int) -> Any:
         return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
 
     def _card_lock(self, ticket_number: int) -> asyncio.Lock:
         return self._card_locks.setdefault(ticket_number, asyncio.Lock())
+
+
+async def _send_parts(
+    send: Callable[..., Awaitable[Any]], text: str, files: tuple[Attachment, ...], limit: int
+) -> bool:
+    """Text in pieces Discord takes, the files on the last piece (or after it, ten to a message and
+    together within the size limit); a file too large for any message is named in the text instead.
+    False when there was nothing to send."""
+    batches, too_large = _file_batches(files, limit)
+    notes = [
+        TOO_LARGE.format(name=_shown(f.filename), size=_size(size), limit=_size(limit))
+        for f, size in too_large
+    ]
+    text = "\n".join(part for part in (text, *notes) if part)
+    pieces = [piece for piece in split_text(text, MESSAGE_LIMIT) if piece]
+    for index, piece in enumerate(pieces):
+        if index == len(pieces) - 1 and batches:
+            await send(piece, files=_discord_files(batches.pop(0)))
+        else:
+            await send(piece)
+    for batch in batches:
+        await send(files=_discord_files(batch))
+    return bool(pieces or batches)
+
+
+def _file_batches(
+    files: tuple[Attachment, ...], limit: int
+) -> tuple[list[list[Attachment]], list[tuple[Attachment, int]]]:
+    """Files grouped into messages of at most ten whose sizes add up to at most `limit` (safe whether
+    Discord counts the limit per file or per request), and those larger than `limit` with their size."""
+    batches: list[list[Attachment]] = []
+    too_large: list[tuple[Attachment, int]] = []
+    current: list[Attachment] = []
+    total = 0
+    for file in files:
+        size = len(file.content.encode("utf-8"))
+        if size > limit:
+            too_large.append((file, size))
+            continue
+        if current and (len(current) == FILES_PER_MESSAGE or total + size > limit):
+            batches.append(current)
+            current, total = [], 0
+        current.append(file)
+        total += size
+    if current:
+        batches.append(current)
+    return batches, too_large
+
+
+def _discord_files(files: list[Attachment]) -> list[discord.File]:
+    """Fresh File objects for one send: discord.py closes them once the message is sent."""
+    return [
+        discord.File(io.BytesIO(f.content.encode("utf-8")), filename=f.filename or "attachment")
+        for f in files
+    ]
+
+
+def _shown(filename: str) -> str:
+    return defuse_mentions(clean(filename)).replace("`", "'")
+
+
+def _size(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
 def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:

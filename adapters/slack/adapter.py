@@ -32,6 +32,7 @@ from bot.commands import Actor, Claim, IncomingMessage, Request, Resolve
 from bot.desk import Desk
 from bot.domain import Priority, Role
 from bot.messages import (
+    Attachment,
     Conversation,
     CustomerMessage,
     MessageRef,
@@ -53,12 +54,14 @@ BOT_SCOPES = [
     "channels:read",
     "chat:write",
     "commands",
+    "files:write",
     "groups:history",
     "groups:read",
     "im:history",
     "im:read",
     "im:write",
     "users:read",
+    "users:read.email",
 ]
 ACCEPTED_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 """What people write; every other subtype (joins, topics, huddles, reminders, bots) is not a message."""
@@ -66,6 +69,8 @@ MEMBERS_TTL = 300.0
 RESPONSES_PER_URL = 5
 """Slack takes at most five messages per response_url."""
 MOVED_TO_DM = "That's a long answer, so I've sent it to you in a direct message."
+FILES_IN_DM = "I've sent {files} to you in a direct message."
+FILES_FAILED = "Sorry, I couldn't send you {files}. Please try again in a moment."
 Respond = Callable[..., Awaitable[Any]]
 
 
@@ -110,7 +115,8 @@ class SlackAdapter:
                 client=self.client,
                 request_verification_enabled=not settings.socket_mode,
             )
-        self._names: dict[str, str] = {}
+        self._people: dict[str, tuple[str, str | None]] = {}
+        """users.info, once per user: (display name, verified email or None)."""
         self._members: tuple[float, frozenset[str]] | None = None
         self._card_locks: dict[int, asyncio.Lock] = {}
         self._runner: web.AppRunner | None = None
@@ -295,16 +301,21 @@ class SlackAdapter:
         return Actor(person, role)
 
     async def _person(self, client: AsyncWebClient, user: str) -> Person:
-        if user not in self._names:
+        """Who a user is, as users.info says: their name, and their email (users:read.email), which
+        Slack has confirmed and the core may use to recognise the same customer elsewhere."""
+        if user not in self._people:
+            name: str | None = None
+            email: str | None = None
             try:
                 profile = (await client.users_info(user=user))["user"]
                 details = profile.get("profile") or {}
                 name = details.get("display_name") or details.get("real_name") or profile.get("name")
+                email = _verified_email(profile)
             except SlackApiError as error:
                 log.warning("Slack: users.info failed for %s: %s", user, error.response.get("error"))
-                name = None
-            self._names[user] = name or user
-        return Person(PLATFORM, user, self._names[user])
+            self._people[user] = (name or user, email)
+        name, email = self._people[user]
+        return Person(PLATFORM, user, name, email=email)
 
     async def _is_agent(self, client: AsyncWebClient, user: str) -> bool:
         """SLACK_AGENTS when set; otherwise whoever is a member of the agents' channel."""
@@ -333,17 +344,27 @@ class SlackAdapter:
     ) -> None:
         """Post what the desk said. Answers meant only for the person who acted go back ephemerally
         through the interaction's response_url, which takes five messages at most: longer answers go
-        to the person's DM with the bot, with a pointer left where they asked."""
+        to the person's DM with the bot, with a pointer left where they asked. Files cannot be
+        ephemeral: an ephemeral answer's files go to the person's DM, and a line says so."""
         private = [m for m in messages if actor is not None and is_private_answer(m, actor.person)]
-        pieces = [piece for message in private for piece in blocks.chunks(message.text)]
-        ephemeral = respond is not None and 0 < len(pieces) <= RESPONSES_PER_URL
-        if respond is not None and len(pieces) > RESPONSES_PER_URL:
+        pieces = sum(len(blocks.chunks(m.text)) + bool(_attachments(m)) for m in private)
+        ephemeral = respond is not None and 0 < pieces <= RESPONSES_PER_URL
+        if respond is not None and pieces > RESPONSES_PER_URL:
             await self._safely(respond(text=MOVED_TO_DM, response_type="ephemeral"))
         for message in messages:
             if ephemeral and message in private:
                 assert respond is not None
                 for piece in blocks.chunks(message.text):
                     await self._safely(respond(text=piece, response_type="ephemeral", replace_original=False))
+                files = _attachments(message)
+                if files:
+                    assert actor is not None
+                    home = await self._client_of(message, client)
+                    sent = await self._upload(home, files, user=actor.person.user_id)
+                    pointer = (FILES_IN_DM if sent else FILES_FAILED).format(files=blocks.names(files))
+                    await self._safely(
+                        respond(text=pointer, response_type="ephemeral", replace_original=False)
+                    )
                 continue
             await self._safely(self._post(message, await self._client_of(message, client)))
 
@@ -365,7 +386,9 @@ class SlackAdapter:
             return
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
-            await self._post_text(client, audience.person.user_id, message.text, None)
+            user = audience.person.user_id
+            await self._post_text(client, user, message.text, None)
+            await self._post_files(client, message.attachments, user, None, user=user)
             return
         assert isinstance(audience, ToAgents)
         channel = self._agent_channel
@@ -376,15 +399,17 @@ class SlackAdapter:
                 )
                 card = MessageRef(channel, posted["ts"])
                 await self._desk.attach_card(message.card.number, PLATFORM, card)
+            await self._post_files(client, message.attachments, channel, posted["ts"])
             return
         thread = audience.staff_thread
         if thread is None and audience.ticket_number is not None:
             async with self._card_lock(audience.ticket_number):  # a card being posted right now
                 thread = await self._desk.card_of(audience.ticket_number, PLATFORM)
+        thread_ts = None
         if thread is not None:
-            await self._post_text(client, thread.channel_id, message.text, thread.message_id)
-        else:
-            await self._post_text(client, channel, message.text, None)
+            channel, thread_ts = thread.channel_id, thread.message_id
+        await self._post_text(client, channel, message.text, thread_ts)
+        await self._post_files(client, message.attachments, channel, thread_ts)
 
     def _card_lock(self, ticket_number: int) -> asyncio.Lock:
         return self._card_locks.setdefault(ticket_number, asyncio.Lock())
@@ -392,6 +417,51 @@ class SlackAdapter:
     async def _post_text(self, client: AsyncWebClient, channel: str, text: str, thread: str | None) -> None:
         for piece in blocks.chunks(text):
             await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+
+    async def _post_files(
+        self,
+        client: AsyncWebClient,
+        files: tuple[Attachment, ...],
+        channel: str,
+        thread: str | None,
+        user: str | None = None,
+    ) -> None:
+        """Share a message's files where its text went (a user's DM when `user` is given); when that
+        fails, a line there says so, so nobody waits for a file that will not come."""
+        if not files:
+            return
+        if not await self._upload(client, files, channel=None if user else channel, thread=thread, user=user):
+            await self._post_text(client, channel, FILES_FAILED.format(files=blocks.names(files)), thread)
+
+    async def _upload(
+        self,
+        client: AsyncWebClient,
+        files: tuple[Attachment, ...],
+        channel: str | None = None,
+        thread: str | None = None,
+        user: str | None = None,
+    ) -> bool:
+        """Upload files (files.getUploadURLExternal, a POST of each file's bytes to its upload URL,
+        files.completeUploadExternal) into a channel, or into `user`'s DM with the bot: Slack shares
+        files in conversations, so the DM is opened for its id. False (and logged) when it failed."""
+        try:
+            if channel is None:
+                opened = await client.conversations_open(users=user)
+                channel = opened["channel"]["id"]
+            await client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread,
+                file_uploads=[
+                    {"content": f.content, "filename": f.filename, "title": f.filename} for f in files
+                ],
+            )
+        except SlackApiError as error:
+            log.error("Slack: could not upload %s: %s", blocks.names(files), error.response.get("error"))
+            return False
+        except Exception:
+            log.exception("Slack: could not upload %s", blocks.names(files))
+            return False
+        return True
 
     async def _client_of(self, message: Outgoing, client: AsyncWebClient | None) -> AsyncWebClient:
         """Staff messages go out with the agents' workspace token; customer messages with their own
@@ -432,6 +502,19 @@ def _workspace(message: Outgoing) -> str | None:
     if isinstance(message, CustomerMessage):
         return message.audience.conversation.workspace_id if message.audience.conversation else None
     return getattr(audience, "workspace_id", None)
+
+
+def _attachments(message: Outgoing) -> tuple[Attachment, ...]:
+    return message.attachments if isinstance(message, StaffMessage) else ()
+
+
+def _verified_email(user: dict[str, Any]) -> str | None:
+    """The profile's email (present with users:read.email): Slack confirms an account's email before
+    it can sign in, so it is verified, unless Slack says otherwise. Bots have none that count."""
+    email = ((user.get("profile") or {}).get("email") or "").strip()
+    if not email or "@" not in email or user.get("is_bot") or user.get("is_email_confirmed") is False:
+        return None
+    return email
 
 
 def _message_key(channel: str, ts: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from adapters.text import split_text
 from bot.domain import Priority
-from bot.messages import Overview, TicketCard, TicketLine
-from bot.text import shorten
+from bot.messages import Attachment, Overview, TicketCard, TicketLine
+from bot.text import clean, defuse_mentions, shorten
 
 TEXT_LIMIT = 3500
 """Slack truncates text above 40,000 characters and a section at 3,000; we split well below both."""
@@ -29,6 +30,13 @@ URGENCY_LABELS = {
 def chunks(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Text in pieces Slack keeps whole."""
     return split_text(text, limit)
+
+
+def names(files: Sequence[Attachment]) -> str:
+    """File names in a sentence (`a.md`, `a.md` and `b.json`, ...); a name can neither break the code
+    formatting nor ping anyone."""
+    shown = ["`" + defuse_mentions(clean(f.filename)).replace("`", "'") + "`" for f in files]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
 
 
 def card_blocks(card: TicketCard, text: str) -> list[dict[str, Any]]:
