@@ -171,6 +171,21 @@ class Transcript(TicketCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class MakePromise(TicketCommand):
+    """`/ticket promise [#id] <when> <what>`: tell the customer what will happen by when, and track it."""
+
+    when: str
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kept(TicketCommand):
+    """`/ticket kept [#id] [n]`: promise n (or the only open one) was kept."""
+
+    number: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AddSnippet:
     """Save a new snippet for every agent to use."""
 
@@ -225,6 +240,8 @@ Command = (
     | GiveIncentive
     | Link
     | Transcript
+    | MakePromise
+    | Kept
     | AddSnippet
     | ListSnippets
     | ListQueue

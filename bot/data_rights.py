@@ -215,6 +215,8 @@ async def _find(uow: UnitOfWork, customer_ref: str) -> Customer:
     ref = parse_ref(customer_ref)
     if isinstance(ref, int):
         customer = await uow.customers.get(ref)
+        while customer is not None and customer.merged_into is not None:
+            customer = await uow.customers.get(customer.merged_into)  # linked into another profile
     else:
         customer = await uow.customers.by_identity(*ref)
     if customer is None:

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from bot import packet as packets
 from bot import profiles, transcript, voice
+from bot.checkins import Checkins, customer_zone
 from bot.clock import Clock
 from bot.commands import (
     Actor,
@@ -25,9 +26,11 @@ from bot.commands import (
     Help,
     Hold,
     IncomingMessage,
+    Kept,
     Link,
     ListQueue,
     ListSnippets,
+    MakePromise,
     Mine,
     Note,
     Pending,
@@ -50,11 +53,15 @@ from bot.domain import (
     Agent,
     Anchor,
     AuditRecord,
+    ClockState,
     Customer,
     EntryKind,
     Identity,
     Incentive,
+    Metric,
     ProfileNote,
+    Promise,
+    PromiseState,
     Role,
     Status,
     StoredSnippet,
@@ -80,11 +87,14 @@ from bot.messages import (
     ToCustomer,
     staff,
 )
-from bot.packet import ProfileView
+from bot.packet import ProfileView, PromiseView
 from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
 from bot.ports import Conflict, UnitOfWork
+from bot.standards import Standards
 from bot.text import clean, shorten
+from bot.when import WhenError, customer_time, resolve
 from bot.work import Work as _Work
+from bot.work import addressee as _addressee
 from bot.work import agents_about as _agents_about
 from bot.work import log as _log
 from bot.work import person_of as _person_of
@@ -98,6 +108,7 @@ SWEEP_BATCH = 200
 PROFILE_CHARS = 4000
 PROFILE_NOTE_LIMIT = 1000
 INCENTIVE_LIMIT = 400
+PROMISE_LIMIT = 300
 CONFLICT_RETRIES = 3
 
 
@@ -113,6 +124,8 @@ class Desk:
         self._clock = clock
         self.policy = policy
         self._facts = policy.facts.finder()
+        self.standards = Standards(policy)
+        self.checkins = Checkins(policy, self.standards)
         self._handlers: dict[type, Callable[[_Work, Actor, Ticket, Command], Awaitable[None]]] = {
             Claim: self._claim,
             Release: self._release,
@@ -129,6 +142,8 @@ class Desk:
             Profile: self._profile,
             GiveIncentive: self._incentive,
             Transcript: self._transcript,
+            MakePromise: self._promise,
+            Kept: self._kept,
         }
 
     # --- entry points -------------------------------------------------------------------------
@@ -290,8 +305,13 @@ class Desk:
         return await self._read(self._snippet_names)
 
     async def run_due_work(self) -> list[Outgoing]:
-        """Time-driven work: resolved tickets close once they have been quiet long enough."""
-        return await self._run(self._close_quiet_tickets)
+        """Time-driven work: every check-in that fell due (warnings, breaches, promise reminders,
+        check-ins with customers, closing quiet tickets, digests), each fired once."""
+
+        async def sweep(work: _Work) -> None:
+            await self.checkins.sweep(work)
+
+        return await self._run(sweep)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -413,7 +433,8 @@ class Desk:
             await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
             if self.policy.is_thanks(text) and not await _thanked_since_resolution(work, current):
                 await _log(work, current, "thanked", customer.display_name)
-                await self._say_to_customer(work, current, customer, voice.welcome(customer))
+                speaking = await _addressee(work, current, customer)
+                await self._say_to_customer(work, current, customer, voice.welcome(speaking))
             return
         if current is None or current.is_closed:
             await self._open_ticket(work, customer, message, text, kind, current, request)
@@ -422,6 +443,8 @@ class Desk:
         old = current.customer_wrote(work.now)
         if old is not None:
             await _log(work, current, "status", customer.display_name, old=old, new=current.status)
+            await self.checkins.after_status(work, current, old, current.status)
+        await self.standards.on_customer_wrote(work, current)
         work.say(
             staff(
                 _agents_about(current),
@@ -505,7 +528,17 @@ class Desk:
         )
         await _record(work, ticket, EntryKind.CUSTOMER, person, text, message.message_id)
         await _log(work, ticket, "created", customer.display_name, kind=kind, follows=follows)
-        greeting = voice.greeting(customer, ticket, earlier, self.policy.queue_label(ticket.queue))
+        await self.standards.on_opened(work, ticket)
+        await self.checkins.plan_weekly(work, ticket, 1, work.now)
+        hours = self.standards.hours(ticket)
+        reply_by = customer_time(
+            self.standards.due(ticket, Metric.FIRST_RESPONSE, work.now),
+            customer_zone(customer, hours.zone),
+            work.now,
+        )
+        label = self.policy.queue_label(ticket.queue)
+        speaking = await _addressee(work, ticket, customer)
+        greeting = voice.greeting(speaking, ticket, earlier, label, reply_by, hours.describe(work.now))
         await self._say_to_customer(work, ticket, customer, greeting)
         work.say(
             staff(
@@ -533,8 +566,7 @@ class Desk:
                 Identity(0, person.platform, person.user_id, person.display_name),
             )
         else:
-            if customer.display_name != person.display_name:
-                customer.display_name = person.display_name  # people rename themselves; greet the new name
+            await self._renamed(work, customer, person)
             if email is None or (customer.email == email and customer.email_verified):
                 return customer
             customer.email, customer.email_verified = email, True
@@ -546,6 +578,18 @@ class Desk:
                 await self._merge(work, keep, gone, "Relaydesk", how="verified email")
                 customer = keep
         return customer
+
+    async def _renamed(self, work: _Work, customer: Customer, person: Person) -> None:
+        """People rename themselves: greet the new name. A linked customer keeps the profile's name;
+        only the account on that platform takes the new one."""
+        assert customer.id is not None
+        identity = await work.uow.customers.identity(person.platform, person.user_id)
+        if identity is None or identity.display_name == person.display_name:
+            return
+        assert identity.id is not None
+        await work.uow.customers.set_identity(identity.id, identity.external_id, person.display_name)
+        if len(await work.uow.customers.identities(customer.id)) == 1:
+            customer.display_name = person.display_name
 
     async def _merge(self, work: _Work, keep: Customer, gone: Customer, actor_name: str, how: str) -> int:
         """Link two profiles of one person: the younger one's identities, tickets, notes and incentives
@@ -590,6 +634,26 @@ class Desk:
             exclude=exclude,
         )
 
+    async def _open_promises(self, work: _Work, ticket: Ticket) -> tuple[PromiseView, ...]:
+        assert ticket.number is not None
+        return tuple(
+            PromiseView(p.what, p.due_at, overdue=p.due_at <= work.now)
+            for p in await work.uow.promises.for_ticket(ticket.number)
+            if p.state is PromiseState.OPEN
+        )
+
+    async def _clock_lines(self, work: _Work, ticket: Ticket) -> tuple[str, ...]:
+        """One line per live SLA clock: due when, or breached."""
+        assert ticket.number is not None
+        zone = self.standards.hours(ticket).zone
+        lines = []
+        for clock in await work.uow.clocks.for_ticket(ticket.number):
+            if clock.state not in (ClockState.RUNNING, ClockState.PAUSED):
+                continue
+            due = customer_time(clock.due_at, zone, work.now)
+            lines.append(voice.clock_line(clock.metric, clock.state, due, clock.due_at <= work.now))
+        return tuple(lines)
+
     async def _send_profile(self, work: _Work, actor: Actor, customer: Customer) -> None:
         await _agent_record(work, actor.person)
         view = await self._profile_view(work, customer, exclude=None)
@@ -620,7 +684,7 @@ class Desk:
             raise Refusal(_private(actor, voice.claimed_by_other(ticket, holder)))
         await _log(work, ticket, "claimed", agent.display_name, agent=agent.display_name)
         await _assign(work, ticket, agent, agent)
-        customer = await self._customer_of(work, ticket)
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         await self._say_to_customer(work, ticket, customer, voice.claimed(customer, ticket, agent))
         work.say(_owner_update(ticket, agent, voice.claimed_update(ticket, agent)))
         await self._send_packet(work, ToAgent(actor.person), ticket, customer, heading=None)
@@ -646,7 +710,7 @@ class Desk:
     async def _public_reply(self, work: _Work, actor: Actor, ticket: Ticket, text: str) -> None:
         """An agent's answer to the customer, typed or from a snippet: recorded, then sent."""
         agent = await self._answered(work, actor, ticket, text, None)
-        customer = await self._customer_of(work, ticket)
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         work.say(_to_customer(ticket, customer, voice.agent_reply(agent, text)))
 
     async def _answered(
@@ -662,6 +726,7 @@ class Desk:
         old = ticket.agent_answered(work.now)
         if old is not None:
             await _log(work, ticket, "status", agent.display_name, old=old, new=ticket.status)
+        await self.standards.on_staff_answered(work, ticket)
         return agent
 
     async def _note(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
@@ -686,7 +751,7 @@ class Desk:
         agent = await _agent_record(work, actor.person)
         _require_workable(actor, ticket)
         before = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
-        customer = await self._customer_of(work, ticket)
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         reason = clean(command.reason)
         receiver: Agent | None = None
         owner: ToAgent | ToAgents
@@ -713,6 +778,7 @@ class Desk:
                 raise Refusal(_private(actor, voice.already_in_queue(ticket)))
             detail = {"from_queue": ticket.queue, "to_queue": queue}
             ticket.queue = queue
+            await self.standards.on_retargeted(work, ticket)
             await _assign(work, ticket, None, agent)
             owner = _agents_about(ticket)
             heading = voice.handed_to_queue(ticket, agent, reason)
@@ -741,7 +807,7 @@ class Desk:
     async def _resolve(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         assert isinstance(command, Resolve)
         await self._change_status(work, actor, ticket, Status.RESOLVED, clean(command.summary))
-        customer = await self._customer_of(work, ticket)
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         await self._say_to_customer(work, ticket, customer, voice.resolved(customer, ticket))
 
     async def _reopen(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
@@ -750,7 +816,7 @@ class Desk:
         if ticket.status is not Status.RESOLVED:
             raise Refusal(_private(actor, voice.not_resolved(ticket)))
         await self._change_status(work, actor, ticket, Status.OPEN, "")
-        customer = await self._customer_of(work, ticket)
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         await self._say_to_customer(work, ticket, customer, voice.reopened(customer, ticket))
 
     async def _change_status(
@@ -764,6 +830,7 @@ class Desk:
         except TransitionError:
             raise Refusal(_private(actor, voice.cannot_move(ticket, new))) from None
         await _log(work, ticket, "status", agent.display_name, old=old, new=new)
+        await self.checkins.after_status(work, ticket, old, new)
         parts: list[str | InternalText] = [voice.status_update(ticket, agent)]
         if reason:
             # A hold reason or resolution summary is staff knowledge: a note, shown wherever notes are.
@@ -782,6 +849,7 @@ class Desk:
         ticket.priority = command.level
         ticket.updated_at = work.now
         await _log(work, ticket, "priority", agent.display_name, old=old, new=command.level)
+        await self.standards.on_retargeted(work, ticket)
         work.say(staff(_agents_about(ticket), voice.priority_update(ticket, agent)))
 
     async def _show(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
@@ -848,9 +916,64 @@ class Desk:
         await _log(work, ticket, "transcript", agent.display_name)
         events = await work.uow.timeline.for_ticket(ticket.number)
         owner = assignee.display_name if assignee else None
-        made = transcript.files(ticket, customer, owner, entries, events, work.now)
+        assert customer.id is not None
+        record = transcript.TicketRecord(
+            ticket,
+            customer,
+            owner,
+            entries,
+            events,
+            await work.uow.profiles.notes(customer.id),
+            await work.uow.profiles.incentives(customer.id),
+        )
+        made = transcript.files(record, work.now)
         text = voice.transcript_ready(ticket, len(entries), len(events))
         work.say(StaffMessage(ToAgent(actor.person), (text,), StaffKind.INFO, attachments=made))
+
+    async def _promise(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        """Tell the customer what will happen by when (the agent's words), and track it."""
+        assert isinstance(command, MakePromise) and ticket.number is not None
+        _require_workable(actor, ticket)
+        what = " ".join(clean(command.what).split())
+        if len(what) > PROMISE_LIMIT:
+            raise Refusal(_private(actor, voice.too_long("A promise", PROMISE_LIMIT)))
+        hours = self.standards.hours(ticket)
+        try:
+            due = resolve(command.when, work.now, hours.zone, hours)
+        except WhenError as error:
+            raise Refusal(_private(actor, voice.bad_when(str(error)))) from None
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
+        agent = await _agent_record(work, actor.person)
+        promises = await work.uow.promises.for_ticket(ticket.number)
+        number = 1 + max((p.number for p in promises), default=0)
+        await work.uow.promises.add(Promise(ticket.number, number, what, due, agent.display_name, work.now))
+        await _log(work, ticket, "promised", agent.display_name, promise=number, due=due.isoformat())
+        await self.checkins.plan_promise(work, ticket, number, due)
+        when = customer_time(due, customer_zone(customer, hours.zone), work.now)
+        text = voice.promise_made(customer, ticket, agent, what, when)
+        await self._answered(work, actor, ticket, text, None)
+        work.say(_to_customer(ticket, customer, text))
+        staff_due = customer_time(due, hours.zone, work.now)
+        work.say(staff(_agents_about(ticket), voice.promise_recorded(ticket, number, what, staff_due)))
+
+    async def _kept(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
+        assert isinstance(command, Kept) and ticket.number is not None
+        agent = await _agent_record(work, actor.person)
+        open_ones = [
+            p for p in await work.uow.promises.for_ticket(ticket.number) if p.state is PromiseState.OPEN
+        ]
+        if command.number is not None:
+            open_ones = [p for p in open_ones if p.number == command.number]
+        if not open_ones or (command.number is None and len(open_ones) > 1):
+            if open_ones:
+                numbers = ", ".join(str(p.number) for p in open_ones)
+                raise Refusal(_private(actor, voice.which_promise(ticket, numbers)))
+            raise Refusal(_private(actor, voice.no_open_promise(ticket, command.number)))
+        promise = open_ones[0]
+        promise.state, promise.kept_at = PromiseState.KEPT, work.now
+        late = promise.broken_at is not None or work.now > promise.due_at
+        await _log(work, ticket, "promise_kept", agent.display_name, promise=promise.number, late=late)
+        work.say(staff(_agents_about(ticket), voice.promise_kept(ticket, promise.number, promise.what, late)))
 
     async def _snippet(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
         """Send a saved reply: exactly an agent's reply, with the snippet's variables filled in."""
@@ -869,7 +992,7 @@ class Desk:
         if problem:
             raise Refusal(_private(actor, voice.snippet_unusable(name, problem)))
         agent = await _agent_record(work, actor.person)
-        customer = await self._customer_of(work, ticket)
+        customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         values = {
             "customer_name": voice.first_name(customer),
             "agent_name": agent.display_name,
@@ -924,12 +1047,6 @@ class Desk:
 
     # --- due work -----------------------------------------------------------------------------
 
-    async def _close_quiet_tickets(self, work: _Work) -> None:
-        cutoff = work.now - self.policy.lifecycle.close_resolved_after
-        for ticket in await work.uow.tickets.resolved_before(cutoff, SWEEP_BATCH):
-            ticket.move_to(Status.CLOSED, work.now)
-            await _log(work, ticket, "status", "Relaydesk", old=Status.RESOLVED, new=Status.CLOSED)
-
     # --- shared helpers -----------------------------------------------------------------------
 
     async def _customer_of(self, work: _Work, ticket: Ticket) -> Customer:
@@ -974,6 +1091,11 @@ class Desk:
             self._facts,
             self.policy.is_courtesy,
             heading,
+        )
+        built = replace(
+            built,
+            promises=await self._open_promises(work, ticket),
+            sla=await self._clock_lines(work, ticket),
         )
         platform = audience.person.platform if isinstance(audience, ToAgent) else audience.platform
         parts = packets.render(built, packets.budget_for(platform, self.policy.handoff.packet_chars))
@@ -1032,7 +1154,8 @@ def _clean_person(person: Person) -> Person:
     """Names and ids come from platforms; store them without control characters, as any text, and
     keep names to a length every screen (and column) holds."""
     name = clean(person.display_name).strip() or clean(person.user_id).strip() or "there"
-    return Person(person.platform, clean(person.user_id), shorten(name, NAME_LIMIT))
+    email = clean(person.email).strip() if person.email else None
+    return Person(person.platform, clean(person.user_id), shorten(name, NAME_LIMIT), email or None)
 
 
 def _clean_actor(actor: Actor) -> Actor:

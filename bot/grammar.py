@@ -17,9 +17,11 @@ from bot.commands import (
     GiveIncentive,
     Help,
     Hold,
+    Kept,
     Link,
     ListQueue,
     ListSnippets,
+    MakePromise,
     Mine,
     Note,
     Pending,
@@ -39,6 +41,7 @@ from bot.commands import (
 )
 from bot.domain import Priority
 from bot.policy import SNIPPET_ADD, snippet_name_problem
+from bot.when import WhenError, split_when
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,11 @@ VERBS: dict[str, Verb] = {
         "two accounts are one customer: merge their profiles and histories",
     ),
     "transcript": Verb("/ticket transcript [#id]", "the whole ticket as Markdown and JSON files"),
+    "promise": Verb(
+        "/ticket promise [#id] <when> <what>",
+        "promise the customer something by a time (2h, 16:00, tomorrow 10:00, fri); it is tracked",
+    ),
+    "kept": Verb("/ticket kept [#id] [n]", "mark a promise kept"),
     "queue": Verb("/ticket queue [name]", "list unclaimed tickets"),
     "mine": Verb("/ticket mine", "list the tickets you are working on"),
     "help": Verb("/ticket help [verb]", "this help"),
@@ -267,11 +275,16 @@ def _customer_ref(word: str) -> CustomerRef:
 
 
 def _show_customer(rest: str, usage: str) -> Command:
+    """One customer: a `#id`, a mention or identity, or a name, which may have spaces (`Dana Scully`)."""
     word, after = _split_first(rest)
     if not word:
         raise ParseError("Which customer?", usage)
-    _no_more(after, usage)
-    return ShowCustomer(_customer_ref(word))
+    ref = _customer_ref(word)
+    if after.strip():
+        if ref.key is None or ref.platform is not None or (_MENTION.fullmatch(word) and word.startswith("<")):
+            raise ParseError(f"I didn't expect '{_short(after.strip())}' there.", usage)
+        ref = CustomerRef(key=" ".join(rest.split()).lstrip("@"))
+    return ShowCustomer(ref)
 
 
 def _profile(rest: str, usage: str) -> Command:
@@ -298,6 +311,27 @@ def _link(rest: str, usage: str) -> Command:
         raise ParseError("Which two accounts are the same customer?", usage)
     _no_more(after, usage)
     return Link(_customer_ref(first), _customer_ref(second))
+
+
+def _promise(rest: str, usage: str) -> Command:
+    ticket, rest = _take_ticket(rest, allow_bare=True)
+    try:
+        when, what = split_when(rest)
+    except WhenError as error:
+        raise ParseError(str(error), usage) from None
+    if not what.strip():
+        raise ParseError("What will happen by then? Say it as the customer should read it.", usage)
+    return MakePromise(ticket, when, what.strip())
+
+
+def _kept(rest: str, usage: str) -> Command:
+    """`#12` names the ticket; a bare number is the promise's (`/ticket kept 2` in a ticket's thread)."""
+    ticket, rest = _take_ticket(rest, allow_bare=False)
+    word, after = _split_first(rest)
+    _no_more(after, usage)
+    if word and not _BARE_ID.fullmatch(word):
+        raise ParseError(f"'{_short(word)}' is not a promise number.", usage)
+    return Kept(ticket, int(word) if word else None)
 
 
 def _queue(rest: str, usage: str) -> Command:
@@ -334,6 +368,8 @@ _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "incentive": _with_text(GiveIncentive, "What did you give the customer?"),
     "link": _link,
     "transcript": _only_ticket(Transcript),
+    "promise": _promise,
+    "kept": _kept,
     "queue": _queue,
     "mine": _mine,
     "help": _help,

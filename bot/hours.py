@@ -81,18 +81,26 @@ class BusinessHours:
                 if later.start < earlier.end:
                     raise HoursError(f"{day}: {earlier} and {later} overlap")
             days[DAY_NAMES.index(day)] = tuple(parsed)
-        if not always and not any(days):
+        if always:
+            days = [(Block(0, 24 * 60),) for _ in DAY_NAMES]  # every day, whole days: holidays still close
+        if not any(days):
             raise HoursError("no day has any hours; give some blocks, or always = true")
+        for index, blocks in enumerate(days):
+            following = days[(index + 1) % 7]
+            for block in blocks:
+                spill = block.end - 24 * 60
+                clash = next((b for b in following if spill > 0 and b.start < spill), None)
+                if clash is not None:
+                    nxt = DAY_NAMES[(index + 1) % 7]
+                    raise HoursError(f"{DAY_NAMES[index]} {block} overlaps {nxt} {clash}")
         return cls(name, zone, tuple(days), frozenset(holidays), always)
 
     # --- questions about time -------------------------------------------------------------------
 
     def open_intervals(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Open time from `start` on, as UTC intervals in order (the first may have begun earlier)."""
-        if self.always:
-            yield start, start + timedelta(days=_SEARCH_DAYS)
-            return
         local_day = start.astimezone(self.zone).date() - timedelta(days=1)  # overnight blocks from yesterday
+        last_close = start - timedelta(days=2)
         for offset in range(_SEARCH_DAYS):
             day = local_day + timedelta(days=offset)
             if day in self.holidays:
@@ -101,8 +109,11 @@ class BusinessHours:
             for block in self.week[day.weekday()]:
                 opens = _utc(midnight + timedelta(minutes=block.start), self.zone)
                 closes = _utc(midnight + timedelta(minutes=block.end), self.zone)
+                # A block ending in the hour a DST change skips can reach past the next one's start.
+                opens = max(opens, last_close)
                 if closes > start and closes > opens:
                     yield opens, closes
+                last_close = max(last_close, closes)
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of open time after `start` has passed."""

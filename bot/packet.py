@@ -254,8 +254,9 @@ class _Item:
         return _size(self.parts)
 
 
-_WHO, _NOTES, _INCENTIVES, _PROMISES, _PROBLEM, _TRIED, _HANDOFFS = range(7)
+_SLA, _NOTES, _INCENTIVES, _PROMISES, _PROBLEM, _TRIED, _HANDOFFS = range(7)
 _TITLES = {
+    _SLA: "Service clocks:",
     _NOTES: "Profile notes:",
     _INCENTIVES: "Incentives given:",
     _PROMISES: "Open promises:",
@@ -309,7 +310,7 @@ def render(packet: HandoffPacket, budget: int) -> Parts:
 def render_profile(profile: ProfileView, budget: int) -> Parts:
     """A customer's profile for an agent: `/ticket customer` and `/ticket profile`."""
     details = _profile_details(profile)
-    parts: Parts = [_who_line(profile) + (f" · {details}" if details else "")]
+    parts: Parts = [_who_line(profile, whole_profile=True) + (f" · {details}" if details else "")]
     parts.append(f"\nCustomer since {_day(profile.customer_since)} · customer {profile.customer_id}")
     if profile.notes:
         parts.append("\nProfile notes:")
@@ -349,16 +350,19 @@ def _head(packet: HandoffPacket) -> Parts:
     parts.append(_who_line(profile) + (f" · {details}" if details else ""))
     if packet.facts:
         parts.append("\nFacts: " + describe_facts(list(packet.facts), limit=15))
-    for line in packet.sla:
-        parts.append("\nSLA: " + line)
     if packet.mood:
         parts.append("\nMood: " + packet.mood)
     return parts
 
 
-def _who_line(profile: ProfileView) -> str:
+def _who_line(profile: ProfileView, whole_profile: bool = False) -> str:
+    """Who the customer is. On a ticket, `past` holds their other tickets; a whole profile counts all."""
     addressed = f' (address as "{profile.address_as}")' if profile.address_as else ""
     kind = "colleague" if profile.kind == "internal" else "customer"
+    if whole_profile:
+        if len(profile.past) <= 1:
+            return f"Who: {profile.name}{addressed} · new {kind}"
+        return f"Who: {profile.name}{addressed} · returning {kind}, {len(profile.past)} tickets"
     if profile.past:
         plural = "s" if len(profile.past) != 1 else ""
         last = profile.past[-1]
@@ -396,14 +400,17 @@ def _items(packet: HandoffPacket) -> list[_Item]:
         count += 1
         items.append(_Item(section, (at, count), score, parts))
 
+    for index, line in enumerate(packet.sla):
+        add(_SLA, packet.ticket.created_at, 96 - index / 10, ["\n• " + line])
     for promise in packet.promises:
         late = " (overdue)" if promise.overdue else ""
         add(
             _PROMISES, promise.due, 100, [f"\n• {shorten(promise.what, 120)}, due {_when(promise.due)}{late}"]
         )
     for index, note in enumerate(reversed(packet.profile.notes)):
+        # What the customer asked us to remember comes before their first message (the subject has it).
         text = InternalText(shorten(note.text.hidden, 200))
-        add(_NOTES, note.created_at, 90 - index, [f"\n• ({note.author_name}) ", text])
+        add(_NOTES, note.created_at, 97 - min(index, 5) / 10, [f"\n• ({note.author_name}) ", text])
     for index, incentive in enumerate(reversed(packet.profile.incentives)):
         add(_INCENTIVES, incentive.given_at, 70 - index, [_incentive_line(incentive)])
     recent = {id(s): rank for rank, s in enumerate(reversed(packet.problem))}
@@ -494,11 +501,13 @@ def _fit(parts: Parts, budget: int) -> Parts:
             used += size
             continue
         room = budget - used - 1
-        if room > 0:
-            if isinstance(part, InternalText):
-                fitted.append(InternalText(part.hidden[:room].rstrip() + "…"))
-            else:
-                fitted.append(part[:room].rstrip() + "…")
+        text = part.hidden if isinstance(part, InternalText) else part
+        cut = text[: max(room, 0)]
+        while cut and len(defuse_mentions(cut)) > room:  # defused mentions grow a little
+            cut = cut[: len(cut) - max(1, len(defuse_mentions(cut)) - room)]
+        if cut.strip():
+            cut = cut.rstrip() + "…"
+            fitted.append(InternalText(cut) if isinstance(part, InternalText) else cut)
         break
     return fitted
 

@@ -302,7 +302,7 @@ class Policy(_Strict):
     requests: Requests = Requests()
     facts: Facts = Facts()
     handoff: Handoff = Handoff()
-    hours: dict[Name, Hours] = Field(default_factory=lambda: {"always": Hours(always=True)})
+    hours: dict[Name, Hours] = Field(default_factory=lambda: {"always": Hours(always=True)}, min_length=1)
     default_hours: str | None = Field(default=None, description="Hours of queues that name none.")
     standards: Standards = Standards()
     waiting: Waiting = Waiting()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.commands import TicketCommand
-from bot.domain import STATUS_WORDS, Agent, Customer, Status, Ticket
+from bot.domain import STATUS_WORDS, Agent, ClockState, Customer, Metric, Promise, Status, Ticket
 from bot.messages import Person, TicketCard
 from bot.text import first_line, shorten
 
@@ -26,7 +26,7 @@ def subject(text: str, limit: int) -> str:
 # --- customers ------------------------------------------------------------------------------------
 
 
-def greeting(customer: Customer, ticket: Ticket, earlier: int, team: str) -> str:
+def greeting(customer: Customer, ticket: Ticket, earlier: int, team: str, reply_by: str, hours: str) -> str:
     name = first_name(customer)
     if ticket.previous_number is not None:
         opening = (
@@ -38,7 +38,7 @@ def greeting(customer: Customer, ticket: Ticket, earlier: int, team: str) -> str
     else:
         opening = f"Hi {name}, thanks for getting in touch. I've opened ticket {ticket.ref} for you."
     return (
-        f"{opening} Someone from our {team} will reply right here. "
+        f"{opening} Someone from our {team} will reply right here by {reply_by} (our hours are {hours}). "
         "If you think of anything else, just add it here; there's no need to start over."
     )
 
@@ -110,6 +110,169 @@ def needs_text(verb: str) -> str:
 
 def status_note(status: Status, reason: str) -> str:
     return f"{'On hold' if status is Status.ON_HOLD else 'Resolved'}: {reason}"
+
+
+# --- customers: keeping them posted --------------------------------------------------------------
+
+
+def progress_update(customer: Customer, ticket: Ticket, next_time: str) -> str:
+    return (
+        f"Hi {first_name(customer)}, a quick update on {ticket.ref}: we're still working on it and haven't "
+        f"forgotten you. You'll hear from us again by {next_time} at the latest."
+    )
+
+
+def promise_made(customer: Customer, ticket: Ticket, agent: Agent, what: str, when: str) -> str:
+    return (
+        f"Hi {first_name(customer)}, {agent.display_name} here: {what}, by {when}. "
+        f"I'll keep you posted on {ticket.ref}."
+    )
+
+
+def promise_late_customer(customer: Customer, ticket: Ticket, what: str, next_time: str) -> str:
+    return (
+        f"Hi {first_name(customer)}, I'm sorry: we said {what}, and that is running late. We're on it, "
+        f"and you'll hear from us about {ticket.ref} by {next_time}."
+    )
+
+
+def waiting_checkin(customer: Customer, ticket: Ticket) -> str:
+    return (
+        f"Hi {first_name(customer)}, just checking in on {ticket.ref}: we're waiting to hear back from you. "
+        "Whenever you're ready, reply here and we'll pick it straight up."
+    )
+
+
+def waiting_last_reminder(customer: Customer, ticket: Ticket, resolve_at: str) -> str:
+    return (
+        f"Hi {first_name(customer)}, we haven't heard back about {ticket.ref}. If we don't hear from you by "
+        f"{resolve_at}, we'll mark it resolved; you can always reply here to reopen it."
+    )
+
+
+def auto_resolved(customer: Customer, ticket: Ticket) -> str:
+    return (
+        f"Hi {first_name(customer)}, as we haven't heard back, we've marked {ticket.ref} as resolved. If you "
+        "still need help, just reply here and it reopens with everything kept."
+    )
+
+
+def weekly_report(customer: Customer, ticket: Ticket, week: int, next_time: str) -> str:
+    status = {
+        Status.ON_HOLD: "waiting on a colleague or partner",
+        Status.WAITING_ON_CUSTOMER: "waiting on you",
+    }
+    where = status.get(ticket.status, "in progress")
+    return (
+        f"Hi {first_name(customer)}, your weekly update on {ticket.ref} (week {week + 1}): it's {where}, and "
+        f"it stays on our list until it's solved. You'll hear from us again by {next_time}."
+    )
+
+
+# --- agents: service standards ----------------------------------------------------------------------
+
+METRIC_WORDS = {
+    Metric.FIRST_RESPONSE: "first response",
+    Metric.NEXT_REPLY: "next reply",
+    Metric.UPDATE: "update to the customer",
+    Metric.RESOLUTION: "resolution",
+}
+
+
+def sla_warning(ticket: Ticket, metric: Metric, due: str, assignee: Agent | None) -> str:
+    who = "" if assignee else " (unclaimed)"
+    return f"Heads-up: {ticket.ref}{who} needs its {METRIC_WORDS[metric]} by {due}."
+
+
+def update_nudge(ticket: Ticket, customer: Customer, due: str) -> str:
+    return (
+        f"Nudge: {customer.display_name} is due an update on {ticket.ref} by {due}. If you have nothing new, "
+        "a short note that you're on it helps; otherwise I'll send a courtesy update then."
+    )
+
+
+def sla_breach(ticket: Ticket, metric: Metric, target: timedelta, lead: str | None) -> str:
+    who = f"; escalated to {lead}" if lead else "; this queue's team has no lead to escalate to"
+    span = _span(target)
+    return f"Breach: {ticket.ref} missed its {METRIC_WORDS[metric]} target ({span} of business time){who}."
+
+
+def promise_recorded(ticket: Ticket, number: int, what: str, due: str) -> str:
+    kept = f"/ticket kept {ticket.ref} {number}"
+    return f"{ticket.ref} promise {number}: {what}, by {due}. Mark it kept with {kept}"
+
+
+def promise_reminder(ticket: Ticket, number: int, what: str, due: str) -> str:
+    kept = f"/ticket kept {ticket.ref} {number}"
+    return f"Reminder: {ticket.ref} promise {number} ({what}) is due by {due}. {kept} when done."
+
+
+def promise_late_staff(ticket: Ticket, number: int, what: str, lead: str | None) -> str:
+    told = f"; {lead} (lead) is told" if lead else ""
+    return (
+        f"Late: {ticket.ref} promise {number} ({what}) is overdue. The customer got an apology and a new "
+        f"time{told}."
+    )
+
+
+def promise_kept(ticket: Ticket, number: int, what: str, late: bool) -> str:
+    return f"{ticket.ref} promise {number} ({what}) kept{', late' if late else ''}."
+
+
+def no_open_promise(ticket: Ticket, number: int | None) -> str:
+    if number is None:
+        return f"{ticket.ref} has no open promise."
+    return f"{ticket.ref} has no open promise {number}. /ticket show {ticket.ref} lists them."
+
+
+def which_promise(ticket: Ticket, numbers: str) -> str:
+    return f"{ticket.ref} has several open promises ({numbers}). Which one? /ticket kept {ticket.ref} <n>"
+
+
+def clock_line(metric: Metric, state: ClockState, due: str, overdue: bool) -> str:
+    if state is ClockState.PAUSED:
+        return f"{METRIC_WORDS[metric]}: paused while we wait on the customer"
+    return f"{METRIC_WORDS[metric]} {'was due' if overdue else 'due'} {due}{' (breached)' if overdue else ''}"
+
+
+def bad_when(problem: str) -> str:
+    return f"{problem} Usage: /ticket promise [#id] <when> <what>"
+
+
+def auto_resolved_update(ticket: Ticket) -> str:
+    return f"{ticket.ref} resolved automatically: the customer didn't answer in time."
+
+
+def digest(
+    queue: str, local_now: datetime, unclaimed: list[Ticket], breaching: list[int], promises: list[Promise]
+) -> str:
+    lines = [f"Daily digest for {queue}, {local_now.strftime('%A %d %B')}:"]
+    if unclaimed:
+        shown = ", ".join(f"{t.ref} ({t.priority})" for t in unclaimed[:15])
+        more = f" and {len(unclaimed) - 15} more" if len(unclaimed) > 15 else ""
+        lines.append(f"  Unclaimed: {len(unclaimed)}: {shown}{more}")
+    else:
+        lines.append("  Unclaimed: none.")
+    lines.append(
+        f"  Due or breaching today: {', '.join(f'#{n}' for n in breaching[:20])}"
+        if breaching
+        else "  Due or breaching today: none."
+    )
+    if promises:
+        lines.append(
+            "  Promises due today: "
+            + "; ".join(f"#{p.ticket_number}.{p.number} {shorten(p.what, 50)}" for p in promises[:15])
+        )
+    else:
+        lines.append("  Promises due today: none.")
+    return "\n".join(lines)
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes}m"
 
 
 # --- agents: refusals -----------------------------------------------------------------------------
@@ -362,18 +525,21 @@ def released(ticket: Ticket, agent: Agent) -> str:
     return f"{ticket.ref} released by {agent.display_name}; it's back in {ticket.queue}, unclaimed."
 
 
+REASON_CHARS = 200
+
+
 def transferred_update(ticket: Ticket, agent: Agent, target: str, reason: str) -> str:
-    why = f": {reason}" if reason else ""
+    why = f": {shorten(reason, REASON_CHARS)}" if reason else ""
     return f"{ticket.ref} transferred to {target} by {agent.display_name}{why}"
 
 
 def handed_to_you(ticket: Ticket, agent: Agent, reason: str) -> str:
-    why = f" Reason: {reason}" if reason else ""
+    why = f" Reason: {shorten(reason, REASON_CHARS)}" if reason else ""
     return f"{agent.display_name} handed {ticket.ref} over to you.{why}"
 
 
 def handed_to_queue(ticket: Ticket, agent: Agent, reason: str) -> str:
-    why = f" Reason: {reason}" if reason else ""
+    why = f" Reason: {shorten(reason, REASON_CHARS)}" if reason else ""
     return f"{ticket.ref} moved to {ticket.queue} by {agent.display_name}, unclaimed.{why}"
 
 

@@ -54,8 +54,12 @@ def split_when(text: str) -> tuple[str, str]:
 def resolve(spec: str, now: datetime, zone: ZoneInfo, hours: BusinessHours | None = None) -> datetime:
     """The UTC moment a time spec means, typed at `now` by someone in `zone`; never in the past."""
     words = spec.lower().split()
+    if not words or len(words) > 2:
+        raise WhenError(f"'{spec}' is not a time I understand. Try {EXAMPLES}.")
     if len(words) == 1 and _is_duration(words[0]):
-        return now + parse_duration(words[0])
+        return now.astimezone(UTC) + parse_duration(words[0])
+    if len(words) == 2 and not _CLOCK.match(words[1]):
+        raise WhenError(f"'{spec}' is not a time I understand. Try {EXAMPLES}.")
     local_now = now.astimezone(zone)
     clock = _CLOCK.match(words[-1]) if words else None
     at = time(int(clock.group(1)), int(clock.group(2))) if clock else None

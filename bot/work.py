@@ -3,7 +3,7 @@ was said and done, and addressing messages about a ticket."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.domain import Agent, Customer, Entry, EntryKind, Ticket, TimelineEvent
@@ -73,3 +73,13 @@ def to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessag
 
 def person_of(agent: Agent) -> Person:
     return Person(agent.platform, agent.external_id, agent.display_name)
+
+
+async def addressee(work: Work, ticket: Ticket, customer: Customer) -> Customer:
+    """The customer as a ticket's messages address them: by the name of their account on that ticket's
+    platform (a linked customer may be "Dana Scully" on Slack and "dana" on Discord, and one platform's
+    name is not for another's eyes). A copy, for wording only."""
+    identity = await work.uow.customers.identity(ticket.platform, ticket.customer_user_id)
+    if identity is None or identity.display_name == customer.display_name:
+        return customer
+    return replace(customer, display_name=identity.display_name)

@@ -322,6 +322,14 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
             statement = statement.where(TicketRow.queue == queue)
         return await self._many(statement.order_by(_PRIORITY_ORDER, TicketRow.number).limit(limit))
 
+    async def in_queue(self, queue: str, limit: int) -> list[Ticket]:
+        return await self._many(
+            select(TicketRow)
+            .where(TicketRow.queue == queue, TicketRow.status.in_(WORKABLE_STATUSES))
+            .order_by(_PRIORITY_ORDER, TicketRow.number)
+            .limit(limit)
+        )
+
     async def assigned_to(self, agent_id: int, limit: int) -> list[Ticket]:
         return await self._many(
             select(TicketRow)

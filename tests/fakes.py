@@ -369,6 +369,11 @@ class FakeTickets(_Repository):
         ]
         return _by_priority(found)[:limit]
 
+    async def in_queue(self, queue: str, limit: int) -> list[Ticket]:
+        await _pause()
+        found = [t for t in self.rows.values() if t.queue == queue and t.status in WORKABLE_STATUSES]
+        return _by_priority(found)[:limit]
+
     async def assigned_to(self, agent_id: int, limit: int) -> list[Ticket]:
         await _pause()
         found = [t for t in self.rows.values() if t.assignee_id == agent_id and t.status in WORKABLE_STATUSES]

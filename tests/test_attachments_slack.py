@@ -223,13 +223,6 @@ async def test_users_info_is_asked_once_per_person(slack: Slack) -> None:
     assert len(slack.fake.calls_to("users.info", user=DANA)) == 1
 
 
-email_dropped_by_the_core = pytest.mark.xfail(
-    strict=True,
-    reason="bot/desk.py `_clean_person` rebuilds the Person without `email`, so the desk never sees the "
-    "verified email this adapter passes; remove this mark once it keeps `email=person.email`",
-)
-
-
 async def customer_of(slack: Slack, user: str) -> CustomerRow:
     """The customer profile a Slack user's identity belongs to, as stored."""
     ids = await slack.scalars(select(IdentityRow.customer_id).where(IdentityRow.external_id == user))
@@ -238,7 +231,6 @@ async def customer_of(slack: Slack, user: str) -> CustomerRow:
     return customer
 
 
-@email_dropped_by_the_core
 async def test_a_verified_email_from_users_info_is_kept_with_the_customer(slack: Slack) -> None:
     await slack.open_ticket()
 
@@ -246,7 +238,6 @@ async def test_a_verified_email_from_users_info_is_kept_with_the_customer(slack:
     assert (dana.email, dana.email_verified) == ("dana@example.com", True)
 
 
-@email_dropped_by_the_core
 async def test_two_accounts_with_the_same_verified_email_are_one_customer(slack: Slack) -> None:
     await slack.open_ticket()
     await slack.event(

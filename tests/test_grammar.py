@@ -265,6 +265,8 @@ EXAMPLES = {
     "incentive": "#1 a 10% discount",
     "link": "<@U1> discord:42",
     "transcript": "#1",
+    "promise": "#1 tomorrow 10:00 a call back",
+    "kept": "#1 1",
     "queue": "billing",
     "mine": "",
     "help": "claim",

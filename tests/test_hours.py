@@ -481,11 +481,6 @@ def test_unknown_day_names_are_refused() -> None:
         hours({"monday": ["09:00-17:00"]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: BusinessHours.build (bot/hours.py:80-81) checks overlaps only within one day, so an "
-    "overnight block running into the next day's first block is accepted and counted twice",
-)
 def test_an_overnight_block_overlapping_the_next_days_block_is_refused() -> None:
     """Monday 22:00-06:00 runs until Tuesday 06:00, so a Tuesday block from 05:00 overlaps it. Accepted
     as it is, Monday 21:00 to Tuesday 10:00 counts 12h of open time where the real union,
@@ -494,11 +489,6 @@ def test_an_overnight_block_overlapping_the_next_days_block_is_refused() -> None
         hours({"mon": ["22:00-06:00"], "tue": ["05:00-09:00"]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bot/hours.py:103 (_utc, line 165) maps a block end in the spring-forward gap to the old "
-    "offset, past the start of the next block, so the intervals overlap and add() goes backwards",
-)
 def test_a_block_ending_in_the_spring_forward_gap_does_not_overlap_the_next_block() -> None:
     """Saturday 22:00-02:30 and Sunday 03:00-05:00 on 28/29 March: 02:30 never happens, and is taken as
     03:30 CEST (01:30 UTC), after Sunday's block opened at 03:00 CEST (01:00 UTC). Open time must still
@@ -508,11 +498,6 @@ def test_a_block_ending_in_the_spring_forward_gap_does_not_overlap_the_next_bloc
     assert night.add(start, 4 * HOUR + 45 * MINUTE) >= night.add(start, 4 * HOUR + 30 * MINUTE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: BusinessHours.open_intervals (bot/hours.py:92-93) ignores holidays when always = true, "
-    "and the policy accepts holidays with always without a word",
-)
 def test_round_the_clock_hours_close_on_their_holidays() -> None:
     """`always` with a holiday list: either the holidays close the queue or the combination is refused."""
     try:

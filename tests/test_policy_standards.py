@@ -272,11 +272,6 @@ def test_several_hours_without_default_hours_need_every_queue_to_name_its_own(tm
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bot/policy.py:359 (Policy.hours_for) calls next(iter(self.hours)) on an empty [hours] "
-    "table, which _consistent accepts: StopIteration instead of an error at load",
-)
 def test_an_empty_hours_table_is_refused_or_open_around_the_clock(tmp_path: Path) -> None:
     """`[hours]` with nothing under it: either load_policy says so, or queues still get some hours."""
     try:

@@ -208,12 +208,6 @@ async def test_a_resolved_ticket_still_has_its_transcript():
     assert data["entries"][-2]["internal_note"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: transcript.files holds no profile notes or incentives (its 'customer' is id, name and "
-    "kind only), yet the packet's footer sends agents there for 'Everything', and a condensed packet "
-    "(600 characters) leaves the profile note out",
-)
 async def test_the_transcript_holds_the_profile_notes_and_incentives(story_desk: Harness):
     """The packet condenses and says "Everything: /ticket transcript"; what it may leave out (the
     customer's profile notes and incentives) must be there."""

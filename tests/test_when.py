@@ -271,20 +271,11 @@ def test_today_after_close_of_business_has_passed() -> None:
         resolve("today", evening, BERLIN, BERLIN_OFFICE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bot/when.py:62 (resolve) reads words[0] of an empty spec: IndexError, not WhenError",
-)
 def test_an_empty_spec_raises_when_error() -> None:
     with pytest.raises(WhenError):
         resolve("", BERLIN_NOW, BERLIN, BERLIN_OFFICE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bot/when.py:60-62 (resolve) only looks at the first and last word, so words in between "
-    "or a trailing word that is not a clock are ignored: 'tomorrow banana' is tomorrow's close of business",
-)
 @pytest.mark.parametrize("spec", ["tomorrow banana", "fri 10:00 15:00"])
 def test_words_resolve_does_not_understand_are_refused(spec: str) -> None:
     with pytest.raises(WhenError):
@@ -329,11 +320,6 @@ def test_today_and_tomorrow_are_the_customers_days() -> None:
     assert customer_time(moment, NEW_YORK, late) == "19:00 EST today"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bot/when.py:58 (resolve) returns `now + duration` in now's own zone: not UTC as documented, "
-    "and Python adds wall-clock time within one zone, so across a DST change the result is an hour off",
-)
 def test_a_duration_from_a_local_now_is_real_time_in_utc() -> None:
     """Only with a `now` that is not UTC (the bot's clock gives UTC): Sunday 29 March 01:30 CET + 2h is
     02:30 UTC (04:30 CEST), not 03:30 CEST."""

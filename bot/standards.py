@@ -1,0 +1,200 @@
+"""Service standards kept in numbers: SLA clocks, and the check-ins that keep them.
+
+Each ticket has one clock per metric and cycle, its target copied from the policy when it starts and its
+due time stored in UTC. First response never pauses; resolution and update pause while we wait on the
+customer. Each running clock has two check-ins, a warning (at `warn_at` of the target) and a breach,
+keyed by ticket, metric and cycle so each is sent once. The desk calls the `on_*` hooks as things happen;
+the sweep (`bot.checkins`) fires what falls due.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.domain import Checkin, CheckinState, ClockState, Metric, SlaClock, Status, Ticket
+from bot.hours import BusinessHours
+from bot.policy import Policy, Targets
+from bot.work import Work
+
+WARNING = "sla_warning"
+BREACH = "sla_breach"
+PAUSED_WHILE_WAITING = (Metric.RESOLUTION, Metric.UPDATE)
+
+
+def target_of(targets: Targets, metric: Metric) -> timedelta:
+    return {
+        Metric.FIRST_RESPONSE: targets.first_response,
+        Metric.NEXT_REPLY: targets.next_reply,
+        Metric.UPDATE: targets.update_interval,
+        Metric.RESOLUTION: targets.resolution,
+    }[metric]
+
+
+async def schedule(
+    work: Work, key: str, kind: str, due: datetime, ticket: int | None, **detail: object
+) -> Checkin:
+    """Plan a check-in once: a pending one with this key moves to the new time; one that already fired
+    (or was dropped) stays as it is, so nothing is sent twice."""
+    existing = await work.uow.checkins.get(key)
+    if existing is None:
+        return await work.uow.checkins.add(
+            Checkin(key, kind, due, ticket, {k: str(v) for k, v in detail.items()})
+        )
+    if existing.state is CheckinState.PENDING and existing.due_at != due:
+        existing.due_at = due
+    return existing
+
+
+class Standards:
+    """The policy's service standards applied to tickets."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def hours(self, ticket: Ticket) -> BusinessHours:
+        return self.policy.hours_for(ticket.queue)
+
+    def targets(self, ticket: Ticket) -> Targets:
+        return self.policy.standards.targets(ticket.kind, ticket.priority)
+
+    def due(self, ticket: Ticket, metric: Metric, start: datetime) -> datetime:
+        """When a metric would fall due for this ticket if its clock started at `start`."""
+        return self.hours(ticket).add(start, target_of(self.targets(ticket), metric))
+
+    # --- hooks the desk calls ---------------------------------------------------------------------
+
+    async def on_opened(self, work: Work, ticket: Ticket) -> None:
+        await self._start(work, ticket, Metric.FIRST_RESPONSE, [])
+        await self._start(work, ticket, Metric.RESOLUTION, [])
+
+    async def on_staff_answered(self, work: Work, ticket: Ticket) -> None:
+        """A person on staff answered in public: first response and next reply are met, and the update
+        interval starts again."""
+        clocks = await self._clocks(work, ticket)
+        for clock in clocks:
+            if clock.metric in (Metric.FIRST_RESPONSE, Metric.NEXT_REPLY) and clock.running:
+                self._meet(work, clock)
+        await self.on_customer_updated(work, ticket, clocks)
+
+    async def on_customer_updated(
+        self, work: Work, ticket: Ticket, clocks: list[SlaClock] | None = None
+    ) -> None:
+        """The customer heard from us (a reply, or the bot's progress update): the update clock restarts."""
+        clocks = clocks if clocks is not None else await self._clocks(work, ticket)
+        for clock in clocks:
+            if clock.metric is Metric.UPDATE and clock.state in (ClockState.RUNNING, ClockState.PAUSED):
+                self._meet(work, clock)
+        if ticket.status not in (Status.RESOLVED, Status.CLOSED):
+            state = ClockState.PAUSED if ticket.status is Status.WAITING_ON_CUSTOMER else ClockState.RUNNING
+            await self._start(work, ticket, Metric.UPDATE, clocks, state=state)
+
+    async def on_customer_wrote(self, work: Work, ticket: Ticket) -> None:
+        """A customer message after our first response wants a next reply (one clock at a time)."""
+        clocks = await self._clocks(work, ticket)
+        answered = any(c.metric is Metric.FIRST_RESPONSE and c.state is ClockState.MET for c in clocks)
+        waiting = any(c.metric is Metric.NEXT_REPLY and c.running for c in clocks)
+        if answered and not waiting:
+            await self._start(work, ticket, Metric.NEXT_REPLY, clocks)
+
+    async def on_status(self, work: Work, ticket: Ticket, old: Status, new: Status) -> None:
+        clocks = await self._clocks(work, ticket)
+        if new is Status.WAITING_ON_CUSTOMER:
+            for clock in clocks:
+                if clock.metric in PAUSED_WHILE_WAITING and clock.running:
+                    self._pause(work, ticket, clock)
+        elif old is Status.WAITING_ON_CUSTOMER and new in (Status.OPEN, Status.ON_HOLD):
+            for clock in clocks:
+                if clock.metric in PAUSED_WHILE_WAITING and clock.state is ClockState.PAUSED:
+                    await self._resume(work, ticket, clock)
+        if new is Status.RESOLVED:
+            for clock in clocks:
+                if clock.metric is Metric.RESOLUTION and clock.state in (
+                    ClockState.RUNNING,
+                    ClockState.PAUSED,
+                ):
+                    self._meet(work, clock)
+                elif clock.state in (ClockState.RUNNING, ClockState.PAUSED):
+                    clock.state = ClockState.CANCELLED
+        elif old is Status.RESOLVED and new is Status.OPEN:
+            await self._start(work, ticket, Metric.RESOLUTION, clocks)
+            await self._start(work, ticket, Metric.UPDATE, clocks)
+        elif new is Status.CLOSED:
+            for clock in clocks:
+                if clock.state in (ClockState.RUNNING, ClockState.PAUSED):
+                    clock.state = ClockState.CANCELLED
+
+    async def on_retargeted(self, work: Work, ticket: Ticket) -> None:
+        """The priority or queue changed: running and paused clocks take the new targets and hours."""
+        targets = self.targets(ticket)
+        for clock in await self._clocks(work, ticket):
+            if clock.state in (ClockState.RUNNING, ClockState.PAUSED):
+                clock.target = target_of(targets, clock.metric)
+                if clock.running:
+                    await self._plan(work, ticket, clock)
+
+    # --- clock mechanics --------------------------------------------------------------------------
+
+    async def _clocks(self, work: Work, ticket: Ticket) -> list[SlaClock]:
+        assert ticket.number is not None
+        return await work.uow.clocks.for_ticket(ticket.number)
+
+    async def _start(
+        self,
+        work: Work,
+        ticket: Ticket,
+        metric: Metric,
+        clocks: list[SlaClock],
+        state: ClockState = ClockState.RUNNING,
+        target: timedelta | None = None,
+    ) -> SlaClock:
+        assert ticket.number is not None
+        cycle = 1 + max((c.cycle for c in clocks if c.metric is metric), default=0)
+        target = target if target is not None else target_of(self.targets(ticket), metric)
+        clock = SlaClock(
+            ticket.number,
+            metric,
+            cycle,
+            target,
+            started_at=work.now,
+            resumed_at=work.now,
+            due_at=self.hours(ticket).add(work.now, target),
+            state=state,
+        )
+        await work.uow.clocks.add(clock)
+        clocks.append(clock)
+        if clock.running:
+            await self._plan(work, ticket, clock)
+        return clock
+
+    def _meet(self, work: Work, clock: SlaClock) -> None:
+        if clock.running and work.now > clock.due_at and clock.breached_at is None:
+            clock.breached_at = work.now  # met, but late
+        clock.state = ClockState.MET
+        clock.met_at = work.now
+
+    def _pause(self, work: Work, ticket: Ticket, clock: SlaClock) -> None:
+        clock.consumed += self.hours(ticket).between(clock.resumed_at, work.now)
+        clock.state = ClockState.PAUSED
+
+    async def _resume(self, work: Work, ticket: Ticket, clock: SlaClock) -> None:
+        clock.state = ClockState.RUNNING
+        clock.resumed_at = work.now
+        await self._plan(work, ticket, clock)
+
+    async def _plan(self, work: Work, ticket: Ticket, clock: SlaClock) -> None:
+        """Work out when the clock falls due and when to warn, and plan both check-ins."""
+        hours = self.hours(ticket)
+        left = max(clock.target - clock.consumed, timedelta(0))
+        clock.due_at = hours.add(clock.resumed_at, left)
+        warn_left = clock.target * self.policy.standards.warn_at - clock.consumed
+        warn_at = hours.add(clock.resumed_at, warn_left) if warn_left > timedelta(0) else work.now
+        key = f"{clock.ticket_number}:{clock.metric}:{clock.cycle}"
+        detail = {"metric": clock.metric, "cycle": clock.cycle}
+        await schedule(work, f"{key}:warning", WARNING, warn_at, clock.ticket_number, **detail)
+        await schedule(work, f"{key}:breach", BREACH, clock.due_at, clock.ticket_number, **detail)
+
+    def warn_time(self, ticket: Ticket, clock: SlaClock, now: datetime) -> datetime:
+        warn_left = clock.target * self.policy.standards.warn_at - clock.consumed
+        if warn_left <= timedelta(0):
+            return now
+        return self.hours(ticket).add(clock.resumed_at, warn_left)
