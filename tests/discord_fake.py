@@ -14,9 +14,12 @@ description 4,096); at most 5 rows of 5 components, custom_ids of at most 100 ch
 1-100 characters; one initial response per interaction (then 40060), follow-ups only once it was
 acknowledged; at most 10 files per message, each named in `payload_json.attachments` and within
 `attachment_size_limit` (10 MiB, else 413 with code 40005), as the interaction payloads announce; a modal
-of at most 5 components with a title of at most 45 characters. `fail_next()` answers the next requests to
-a route with an error: a JSON error body with a code (403 with code 50007 for a user who takes no DMs,
-say), or 429 with `retry_after` and the `Via` header discord.py looks for before it waits and retries.
+of at most 5 components with a title of at most 45 characters; synced slash commands with valid lower
+case names, descriptions of 1-100 characters, at most 25 options (required before optional) and 25
+choices each, and at most 4,000 characters of names, descriptions and choices in all. `fail_next()`
+answers the next requests to a route with an error: a JSON error body with a code (403 with code 50007
+for a user who takes no DMs, say), or 429 with `retry_after` and the `Via` header discord.py looks for
+before it waits and retries.
 
 Gateway: `ready()`, `guild_create()`, `message_create()`, `message_update()`, `message_delete()`,
 `command()`, `autocomplete()`, `component()` and `modal_submit()` build dispatch payloads (the `d` of a
@@ -65,6 +68,10 @@ THREAD_NAME_MAX = 100
 MODAL_TITLE_MAX = 45
 MODAL_COMPONENTS_MAX = 5
 CHOICES_MAX = 25
+CHOICE_NAME_MAX = 100
+DESCRIPTION_MAX = 100
+OPTIONS_MAX = 25
+COMMAND_CHARACTERS_MAX = 4000
 FILES_MAX = 10
 ATTACHMENT_SIZE_LIMIT = 10_485_760
 
@@ -74,6 +81,7 @@ RESPONSE_TYPES = {1, 4, 5, 6, 7, 8, 9}
 # Messages a channel type takes from the bot
 MESSAGE_RESOURCES = {4, 5, 7}
 
+OPTION_SUBCOMMAND, OPTION_SUBCOMMAND_GROUP = 1, 2
 OPTION_STRING, OPTION_INTEGER, OPTION_USER = 3, 4, 6
 
 
@@ -847,8 +855,7 @@ class FakeDiscord:
         commands = []
         for command in body or []:
             name = command["name"]
-            if not re.fullmatch(r"[-_\w]{1,32}", name) or name != name.lower():
-                raise _Refused(400, 50035, "Invalid Form Body", {"name": _error("Invalid command name")})
+            _check_command(command)
             stored = {
                 **command,
                 "id": str(self._command_id(name)),
@@ -1212,6 +1219,63 @@ def _check_message(body: dict[str, Any], allow_empty: bool = False) -> None:
                 raise _Refused(400, 50035, "Invalid Form Body", {"label": _error("Too long")})
             if component.get("type") == 2 and component.get("style") != 5 and not component.get("custom_id"):
                 raise _Refused(400, 50035, "Invalid Form Body", {"custom_id": _error("Required")})
+
+
+def _check_command(command: dict[str, Any]) -> None:
+    """What Discord refuses in a slash command (CHAT_INPUT): a bad name, a description of other than
+    1-100 characters (the command's and every option's), more than 25 options or choices, a required
+    option after an optional one, a subcommand among plain options, or more than 4,000 characters of
+    names, descriptions and choice names and values in all."""
+    if command.get("type", 1) != 1:
+        return
+    _check_option(command, "")
+    total = _command_characters(command)
+    if total > COMMAND_CHARACTERS_MAX:
+        raise _Refused(
+            400, 50035, "Invalid Form Body", {"_errors": _error(f"Command is {total} characters, max 4000")}
+        )
+
+
+def _check_option(option: dict[str, Any], where: str) -> None:
+    name, description = str(option.get("name", "")), str(option.get("description", ""))
+    where = f"{where}.{name}" if where else name
+    if not re.fullmatch(r"[-_'\w]{1,32}", name) or name != name.lower():
+        raise _Refused(400, 50035, "Invalid Form Body", {where: _error("Invalid name")})
+    if not 1 <= len(description) <= DESCRIPTION_MAX:
+        raise _Refused(400, 50035, "Invalid Form Body", {where: _error("Description must be 1-100 long")})
+    choices = option.get("choices") or []
+    if len(choices) > CHOICES_MAX or any(
+        not 1 <= len(str(c.get("name", ""))) <= CHOICE_NAME_MAX
+        or len(str(c.get("value", ""))) > CHOICE_NAME_MAX
+        for c in choices
+    ):
+        raise _Refused(400, 50035, "Invalid Form Body", {where: _error("Invalid choices")})
+    options = option.get("options") or []
+    if len(options) > OPTIONS_MAX:
+        raise _Refused(400, 50035, "Invalid Form Body", {where: _error("Must be 25 or fewer in length.")})
+    nested = [o.get("type") in (OPTION_SUBCOMMAND, OPTION_SUBCOMMAND_GROUP) for o in options]
+    if any(nested) and not all(nested):
+        raise _Refused(400, 50035, "Invalid Form Body", {where: _error("Subcommands mix with options")})
+    required = [] if any(nested) else [bool(o.get("required")) for o in options]
+    if required != sorted(required, reverse=True):
+        raise _Refused(
+            400,
+            50035,
+            "Invalid Form Body",
+            {where: _error("Required options must be placed before optional")},
+        )
+    if len({o.get("name") for o in options}) != len(options):
+        raise _Refused(400, 50035, "Invalid Form Body", {where: _error("Option names must be unique")})
+    for inner in options:
+        _check_option(inner, where)
+
+
+def _command_characters(option: dict[str, Any]) -> int:
+    total = len(str(option.get("name", ""))) + len(str(option.get("description", "")))
+    total += sum(
+        len(str(c.get("name", ""))) + len(str(c.get("value", ""))) for c in option.get("choices") or []
+    )
+    return total + sum(_command_characters(o) for o in option.get("options") or [])
 
 
 def _check_modal(data: dict[str, Any]) -> None:

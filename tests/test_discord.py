@@ -53,6 +53,7 @@ from adapters.discord.config import DiscordSettings
 from bot.clock import FakeClock
 from bot.desk import Desk
 from bot.domain import EntryKind, Priority, Status, TicketKind
+from bot.grammar import VERBS
 from bot.policy import load_policy
 from storage.engine import session_factory
 from storage.models import AgentRow, AnchorRow, EntryRow, TicketRow, TimelineRow
@@ -1185,9 +1186,12 @@ async def test_commands_are_synced_to_the_guild_and_answer_there(
     verbs = {o["name"]: o for o in commands["ticket"]["options"]}
     assert set(verbs) == {
         *("claim", "release", "reply", "note", "transfer", "pending", "hold", "resolve", "reopen"),
-        *("priority", "show", "snippet", "queue", "mine", "help"),
+        *("priority", "show", "snippet", "customer", "profile", "incentive", "link", "transcript"),
+        *("promise", "kept", "queue", "mine", "help"),
     }
+    assert set(verbs) == set(VERBS), "every verb of the grammar, as a subcommand"
     assert all(o["type"] == 1 for o in verbs.values()), "subcommands"
+    assert all(1 <= len(o["description"]) <= 100 for o in verbs.values()), "Discord's limit"
     [ticket_option] = verbs["claim"]["options"]
     assert (ticket_option["name"], ticket_option["type"], ticket_option["autocomplete"]) == (
         "ticket",

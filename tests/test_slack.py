@@ -1001,15 +1001,28 @@ async def test_resolve_by_button(slack: Slack) -> None:
     assert (await slack.ticket(1)).status is Status.RESOLVED
 
 
-async def test_transfer_to_an_agent_named_as_slack_escapes_mentions(slack: Slack) -> None:
+async def test_mentions_slack_escapes_name_the_customer_and_the_agent(slack: Slack) -> None:
+    """slack-manifest.yaml has Slack escape `/ticket` (`should_escape: true`), so a mention arrives as
+    `<@U123|name>`: `/ticket customer` and `/ticket transfer` both read it from the signed request."""
     opened = await slack.open_ticket()
-    await slack.command("/ticket", "transfer #1 <@UBEN|ben> knows the courier", ANA)
+    posts = len(slack.fake.posts())
 
+    key = await slack.command("/ticket", "customer <@UDANA|dana>", ANA)
+    [shown] = await slack.fake.wait_for(lambda: slack.fake.responses_to(key), "Dana's profile")
+    assert shown.text.startswith("Who: Dana Whitaker · new customer")
+    assert "Tickets (1):" in shown.text and "#1 · new · " in shown.text
+    assert shown.body["response_type"] == "ephemeral"
+    await slack.settle()
+    assert len(slack.fake.posts()) == posts, "the profile goes to Ana alone"
+
+    await slack.command("/ticket", "transfer #1 <@UBEN|ben> knows the courier", ANA)
     [handover] = await slack.wait_posts("Ben's handover", BEN)
     assert handover.get("text").startswith("Ana handed #1 over to you. Reason: knows the courier")
     assert "A-1234 never arrived" in handover.get("text")
     await slack.wait_posts("the customer told", SUPPORT, count=2, thread_ts=opened.ts)
     assert "Ben is now looking after your request #1" in slack.fake.posts(SUPPORT)[-1].get("text")
+    [ben] = await slack.scalars(select(AgentRow).where(AgentRow.external_id == BEN))
+    assert (await slack.ticket(1)).assignee_id == ben.id
 
 
 async def test_agent_replies_with_the_slash_command_reach_the_customers_thread(slack: Slack) -> None:

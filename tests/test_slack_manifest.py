@@ -8,6 +8,8 @@ import yaml
 
 from adapters.slack import blocks
 from adapters.slack.adapter import BOT_SCOPES
+from bot.commands import AgentMention, CustomerRef, Link, ShowCustomer, Transfer
+from bot.grammar import parse
 
 MANIFEST = Path(__file__).resolve().parents[1] / "slack-manifest.yaml"
 
@@ -46,3 +48,16 @@ def test_files_and_verified_emails_have_their_scopes() -> None:
     with users:read.email (identities linked by a verified email)."""
     scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
     assert {"files:write", "users:read.email", "im:write"} <= scopes
+
+
+def test_ticket_commands_arrive_with_mentions_escaped_as_the_grammar_reads_them() -> None:
+    """`should_escape: true` makes Slack send `@ben` as `<@UBEN|ben>`, a user id the grammar takes (a bare
+    `@ben` would be a display name to guess); `/request` text is kept as people typed it."""
+    escaped = {c["command"]: c["should_escape"] for c in manifest()["features"]["slash_commands"]}
+    assert escaped == {"/ticket": True, "/request": False}
+    transfer = parse("/ticket transfer #1 <@UBEN|ben> knows the courier")
+    assert transfer == Transfer(1, AgentMention("UBEN"), "knows the courier")
+    assert parse("/ticket customer <@UDANA|dana>") == ShowCustomer(CustomerRef(key="UDANA"))
+    assert parse("/ticket link <@UDANA|dana> discord:4711") == Link(
+        CustomerRef(key="UDANA"), CustomerRef(key="4711", platform="discord")
+    )

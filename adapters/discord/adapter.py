@@ -19,17 +19,24 @@ from discord import app_commands
 from adapters.discord.config import DiscordSettings
 from adapters.text import split_text
 from bot.commands import (
+    PROFILE_FIELDS,
     Actor,
     AgentMention,
     Claim,
     Command,
+    CustomerRef,
+    GiveIncentive,
     Help,
     Hold,
     IncomingMessage,
+    Kept,
+    Link,
     ListQueue,
+    MakePromise,
     Mine,
     Note,
     Pending,
+    Profile,
     QueueName,
     Release,
     Reopen,
@@ -38,14 +45,16 @@ from bot.commands import (
     Resolve,
     SetPriority,
     Show,
+    ShowCustomer,
     Snippet,
     TicketCommand,
+    Transcript,
     Transfer,
 )
 from bot.config import ConfigError
 from bot.desk import Desk
 from bot.domain import Priority, Role
-from bot.grammar import VERBS
+from bot.grammar import VERBS, ParseError, parse
 from bot.messages import (
     Attachment,
     Conversation,
@@ -613,6 +622,7 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
         ("pending", Pending),
         ("reopen", Reopen),
         ("show", Show),
+        ("transcript", Transcript),
     )
     with_text: tuple[tuple[str, type[TicketCommand], bool], ...] = (
         ("reply", Reply, True),
@@ -667,6 +677,88 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
     async def snippet(interaction: discord.Interaction, name: str, ticket: int | None = None) -> None:
         await adapter.run_command(interaction, Snippet(ticket, name.strip().lower()))
 
+    @group.command(name="customer", description=VERBS["customer"].purpose.capitalize())
+    @app_commands.describe(
+        user="The customer, on Discord",
+        ticket="Or the customer of this ticket",
+        other_id="Or someone on another platform as platform:user_id (slack:U123), or a name",
+    )
+    @app_commands.autocomplete(ticket=tickets)
+    async def customer(
+        interaction: discord.Interaction,
+        user: discord.User | None = None,
+        ticket: int | None = None,
+        other_id: str | None = None,
+    ) -> None:
+        ref = await _one_customer(interaction, user, ticket, other_id)
+        if ref is not None:
+            await adapter.run_command(interaction, ShowCustomer(ref))
+
+    @group.command(
+        name="profile",
+        description="See the customer's profile, add a note for their future tickets or set a field",
+    )
+    @app_commands.describe(
+        field="A note for their future tickets, or the field to set; leave it out to see the profile",
+        value="The note, or the field's new value (empty clears the field)",
+    )
+    @app_commands.choices(field=[app_commands.Choice(name=f, value=f) for f in ("note", *PROFILE_FIELDS)])
+    @app_commands.autocomplete(ticket=tickets)
+    async def profile(
+        interaction: discord.Interaction,
+        ticket: int | None = None,
+        field: app_commands.Choice[str] | None = None,
+        value: str | None = None,
+    ) -> None:
+        if field is None and value:
+            await _refuse(interaction, "Which field should that value go in? Choose a field, or note.")
+            return
+        chosen = field.value if field is not None else None
+        await adapter.run_command(interaction, Profile(ticket, chosen, value or ""))
+
+    @group.command(name="incentive", description=VERBS["incentive"].purpose.capitalize())
+    @app_commands.describe(what="What the customer was given (a replacement, a discount)")
+    @app_commands.autocomplete(ticket=tickets)
+    async def incentive(interaction: discord.Interaction, what: str, ticket: int | None = None) -> None:
+        await adapter.run_command(interaction, GiveIncentive(ticket, what))
+
+    @group.command(name="link", description=VERBS["link"].purpose.capitalize())
+    @app_commands.describe(
+        first="One account of the customer",
+        second="Their other account, on Discord",
+        other_id="Or their other account elsewhere as platform:user_id (slack:U123), or a #ticket",
+    )
+    async def link(
+        interaction: discord.Interaction,
+        first: discord.User,
+        second: discord.User | None = None,
+        other_id: str | None = None,
+    ) -> None:
+        other = await _one_customer(interaction, second, None, other_id, "Which other account is theirs?")
+        if other is not None:
+            await adapter.run_command(interaction, Link(CustomerRef(key=str(first.id)), other))
+
+    @group.command(name="promise", description=VERBS["promise"].purpose.capitalize())
+    @app_commands.describe(
+        when="By when: 2h, 16:00, tomorrow 10:00, fri",
+        what="What will happen by then, as the customer should read it",
+    )
+    @app_commands.autocomplete(ticket=tickets)
+    async def promise(
+        interaction: discord.Interaction, when: str, what: str, ticket: int | None = None
+    ) -> None:
+        await adapter.run_command(interaction, MakePromise(ticket, when.strip(), what.strip()))
+
+    @group.command(name="kept", description=VERBS["kept"].purpose.capitalize())
+    @app_commands.describe(number="Which promise; leave it out when the ticket has only one open")
+    @app_commands.autocomplete(ticket=tickets)
+    async def kept(
+        interaction: discord.Interaction,
+        ticket: int | None = None,
+        number: app_commands.Range[int, 1] | None = None,
+    ) -> None:
+        await adapter.run_command(interaction, Kept(ticket, number))
+
     @group.command(name="mine", description=VERBS["mine"].purpose.capitalize())
     async def mine(interaction: discord.Interaction) -> None:
         await adapter.run_command(interaction, Mine())
@@ -676,6 +768,39 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
         await adapter.run_command(interaction, Help(verb.strip().lower() if verb else None))
 
     return group
+
+
+async def _one_customer(
+    interaction: discord.Interaction,
+    user: discord.User | discord.Member | None,
+    ticket: int | None,
+    other_id: str | None,
+    question: str = "Which customer? Choose a user or a ticket, or give other_id.",
+) -> CustomerRef | None:
+    """The one customer a command's options name: a Discord user, the customer of a ticket, or typed
+    as the grammar reads it (`slack:U123`, `#12`, a name). Anything else is answered privately here,
+    before any work, and gives None."""
+    given = [option for option in (user, ticket, (other_id or "").strip() or None) if option is not None]
+    if len(given) != 1:
+        await _refuse(interaction, question if not given else "Please name just one customer there.")
+        return None
+    if user is not None:
+        return CustomerRef(key=str(user.id))
+    if ticket is not None:
+        return CustomerRef(ticket=ticket)
+    try:
+        command = parse(f"/ticket customer {other_id}")
+    except ParseError as error:
+        await _refuse(
+            interaction, f"{error.message} Give platform:user_id (like slack:U123), #ticket or a name."
+        )
+        return None
+    assert isinstance(command, ShowCustomer)
+    return command.customer
+
+
+async def _refuse(interaction: discord.Interaction, text: str) -> None:
+    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 def _only_ticket_command(
