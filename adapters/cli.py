@@ -1,4 +1,4 @@
-"""The `relaydesk` command: `console`, `run`, `db upgrade` and `customer export|forget`."""
+"""The `relaydesk` command: `console`, `run`, `db upgrade`, `policy check|due`, `customer export|forget`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.bootstrap import StartupError, build, migrate
@@ -16,10 +17,11 @@ from adapters.console.desk import ConsoleDesk, stdin_lines
 from adapters.discord.config import DiscordSettings
 from adapters.router import Adapter, Router
 from adapters.slack.config import SlackSettings
-from bot import data_rights
+from bot import data_rights, standards
 from bot.clock import OffsetClock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.policy import PolicyError
+from bot.domain import Priority, TicketKind
+from bot.policy import Policy, PolicyError, load_policy
 from bot.scheduling import DueWorkScheduler
 
 BANNER = """Relaydesk console. Write lines as <name>: <text>.
@@ -48,6 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     forget_parser.add_argument("customer", metavar="ID", help=ref_help)
     forget_parser.add_argument("--yes", action="store_true", help="really erase (it cannot be undone)")
+    policy_parser = commands.add_parser("policy", help="ask the service policy (RELAYDESK_POLICY)")
+    policy_commands = policy_parser.add_subparsers(dest="policy_command", required=True)
+    policy_commands.add_parser(
+        "check", help="validate the policy and summarise every queue's hours and targets"
+    )
+    due_parser = policy_commands.add_parser("due", help="when each target falls due for a ticket opened --at")
+    due_parser.add_argument("--at", required=True, type=_moment, help="ISO 8601 time with offset")
+    due_parser.add_argument("--queue", help="a queue name (the default queue when left out)")
+    due_parser.add_argument(
+        "--kind", choices=[k.value for k in TicketKind], default=TicketKind.EXTERNAL.value
+    )
+    due_parser.add_argument(
+        "--priority", choices=[p.value for p in Priority], help="the kind's default when left out"
+    )
     discord_parser = commands.add_parser("discord", help="Discord set-up helpers")
     discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True)
     discord_commands.add_parser("invite-url", help="print the bot's invite URL with exactly its permissions")
@@ -60,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(invite_url(load_settings(DiscordSettings)))
             return 0
         settings: Settings = load_settings()
+        if args.command == "policy":
+            return policy_answer(load_policy(settings.policy_path), args)
         if args.command == "db":
             where = asyncio.run(migrate(settings))
             print(f"Database {where} is up to date.")
@@ -72,6 +90,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def policy_answer(policy: Policy, args: argparse.Namespace) -> int:
+    """`relaydesk policy check|due`: the policy loaded (so it is valid), and answers from it."""
+    if args.policy_command == "check":
+        print("The policy is valid.")
+        print(standards.summary(policy, datetime.now(UTC)))
+        return 0
+    queue = args.queue or policy.default_queue
+    if policy.queue(queue) is None:
+        names = ", ".join(q.name for q in policy.queues)
+        print(f"relaydesk: there is no queue '{queue}'; queues: {names}", file=sys.stderr)
+        return 1
+    kind = TicketKind(args.kind)
+    priority = Priority(args.priority) if args.priority else policy.default_priority_for(kind)
+    for metric, due in standards.due_times(policy, args.at, queue, kind, priority):
+        print(f"{metric} {due.isoformat()}")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an ISO 8601 time, e.g. 2026-03-27T16:59+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"'{text}' needs a UTC offset, e.g. 2026-03-27T16:59+01:00")
+    return moment
 
 
 async def customer_rights(settings: Settings, args: argparse.Namespace) -> int:

@@ -868,7 +868,9 @@ class Desk:
         value = clean(command.value).strip()
         if command.field == "note":
             if not value:
-                raise Refusal(_private(actor, voice.needs_text("profile note")))
+                raise Refusal(
+                    _private(actor, voice.needs_text("profile note", "/ticket profile #<id> note <text>"))
+                )
             if len(value) > PROFILE_NOTE_LIMIT:
                 raise Refusal(_private(actor, voice.too_long("A profile note", PROFILE_NOTE_LIMIT)))
             text = InternalText(value)
@@ -972,6 +974,8 @@ class Desk:
         promise = open_ones[0]
         promise.state, promise.kept_at = PromiseState.KEPT, work.now
         late = promise.broken_at is not None or work.now > promise.due_at
+        if late and promise.broken_at is None:
+            promise.broken_at = promise.due_at  # kept, but after the time we gave: broken all the same
         await _log(work, ticket, "promise_kept", agent.display_name, promise=promise.number, late=late)
         work.say(staff(_agents_about(ticket), voice.promise_kept(ticket, promise.number, promise.what, late)))
 

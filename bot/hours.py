@@ -85,9 +85,9 @@ class BusinessHours:
             days = [(Block(0, 24 * 60),) for _ in DAY_NAMES]  # every day, whole days: holidays still close
         if not any(days):
             raise HoursError("no day has any hours; give some blocks, or always = true")
-        for index, blocks in enumerate(days):
+        for index, day_blocks in enumerate(days):
             following = days[(index + 1) % 7]
-            for block in blocks:
+            for block in day_blocks:
                 spill = block.end - 24 * 60
                 clash = next((b for b in following if spill > 0 and b.start < spill), None)
                 if clash is not None:

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.domain import Checkin, CheckinState, ClockState, Metric, SlaClock, Status, Ticket
+from bot.domain import (
+    Checkin,
+    CheckinState,
+    ClockState,
+    Metric,
+    Priority,
+    SlaClock,
+    Status,
+    Ticket,
+    TicketKind,
+)
+from bot.durations import format_duration
 from bot.hours import BusinessHours
 from bot.policy import Policy, Targets
 from bot.work import Work
@@ -31,15 +42,24 @@ def target_of(targets: Targets, metric: Metric) -> timedelta:
 
 
 async def schedule(
-    work: Work, key: str, kind: str, due: datetime, ticket: int | None, **detail: object
+    work: Work,
+    key: str,
+    kind: str,
+    due: datetime,
+    ticket: int | None,
+    rearm: bool = False,
+    **detail: object,
 ) -> Checkin:
-    """Plan a check-in once: a pending one with this key moves to the new time; one that already fired
-    (or was dropped) stays as it is, so nothing is sent twice."""
+    """Plan a check-in once: a pending one with this key moves to the new time; one that fired stays as
+    it is, so nothing is sent twice. `rearm`: one that was dropped unsent (a clock's warning that fell
+    due while the clock was paused) is planned again."""
     existing = await work.uow.checkins.get(key)
     if existing is None:
         return await work.uow.checkins.add(
             Checkin(key, kind, due, ticket, {k: str(v) for k, v in detail.items()})
         )
+    if rearm and existing.state is CheckinState.DROPPED:
+        existing.state, existing.fired_at, existing.outcome = CheckinState.PENDING, None, None
     if existing.state is CheckinState.PENDING and existing.due_at != due:
         existing.due_at = due
     return existing
@@ -190,11 +210,62 @@ class Standards:
         warn_at = hours.add(clock.resumed_at, warn_left) if warn_left > timedelta(0) else work.now
         key = f"{clock.ticket_number}:{clock.metric}:{clock.cycle}"
         detail = {"metric": clock.metric, "cycle": clock.cycle}
-        await schedule(work, f"{key}:warning", WARNING, warn_at, clock.ticket_number, **detail)
-        await schedule(work, f"{key}:breach", BREACH, clock.due_at, clock.ticket_number, **detail)
+        await schedule(work, f"{key}:warning", WARNING, warn_at, clock.ticket_number, rearm=True, **detail)
+        await schedule(work, f"{key}:breach", BREACH, clock.due_at, clock.ticket_number, rearm=True, **detail)
 
     def warn_time(self, ticket: Ticket, clock: SlaClock, now: datetime) -> datetime:
         warn_left = clock.target * self.policy.standards.warn_at - clock.consumed
         if warn_left <= timedelta(0):
             return now
         return self.hours(ticket).add(clock.resumed_at, warn_left)
+
+
+def due_times(
+    policy: Policy, at: datetime, queue: str, kind: TicketKind, priority: Priority
+) -> list[tuple[Metric, datetime]]:
+    """When each target would fall due for a ticket of this queue, kind and priority opened at `at`,
+    in the queue's timezone (for `relaydesk policy due`)."""
+    hours = policy.hours_for(queue)
+    targets = policy.standards.targets(kind, priority)
+    return [(metric, hours.add(at, target_of(targets, metric)).astimezone(hours.zone)) for metric in Metric]
+
+
+def summary(policy: Policy, at: datetime) -> str:
+    """Every queue's hours and every target, readable (for `relaydesk policy check`)."""
+    lines = []
+    for queue in policy.queues:
+        hours = policy.hours_for(queue.name)
+        holidays = sorted(d.isoformat() for d in hours.holidays)
+        lead = policy.lead_of(queue.name)
+        lines.append(f"Queue {queue.name} ({queue.label}): {hours.describe(at)} [{hours.zone.key}]")
+        if holidays:
+            lines.append(f"  closed on {', '.join(holidays)}")
+        lines.append(
+            f"  breaches escalate to {lead}" if lead else "  no lead: breaches go to the agents' channel"
+        )
+    lines.append(f"Targets in business hours (warning at {policy.standards.warn_at:.0%}):")
+    for kind in TicketKind:
+        for priority in Priority:
+            t = policy.standards.targets(kind, priority)
+            lines.append(
+                f"  {kind:<8} {priority:<6} first response {_hours(t.first_response)}, next reply "
+                f"{_hours(t.next_reply)}, update every {_hours(t.update_interval)}, "
+                f"resolution {_hours(t.resolution)}"
+            )
+    waiting, d = policy.waiting, format_duration
+    lines.append(
+        f"Waiting on the customer: check in after {d(waiting.checkin_after)}, last reminder after "
+        f"{d(waiting.last_reminder_after)}, resolve after {d(waiting.auto_resolve_after)}."
+    )
+    lines.append(
+        f"Resolved tickets close after {d(policy.lifecycle.close_resolved_after)}; promises are reminded "
+        f"{d(policy.promises.remind_before)} ahead; the digest goes out at {policy.checkins.digest_at} on "
+        f"{', '.join(policy.checkins.digest_days) or 'no days'}."
+    )
+    return "\n".join(lines)
+
+
+def _hours(delta: timedelta) -> str:
+    """Business time in hours (`40h`, `1h30m`): days would suggest calendar days."""
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes % 60 else f"{minutes // 60}h"

@@ -104,8 +104,8 @@ def not_a_customer_command(name: str) -> str:
     )
 
 
-def needs_text(verb: str) -> str:
-    return f"That {verb} has no text I can use. Usage: /ticket {verb} #<id> <text>"
+def needs_text(verb: str, usage: str | None = None) -> str:
+    return f"That {verb} has no text I can use. Usage: {usage or f'/ticket {verb} #<id> <text>'}"
 
 
 def status_note(status: Status, reason: str) -> str:

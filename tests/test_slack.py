@@ -840,6 +840,18 @@ async def test_a_deletion_is_noted_for_agents_and_the_record_kept(slack: Slack) 
     assert await slack.count(TimelineRow, TimelineRow.action == "deleted") == 1
 
 
+async def test_what_slack_escapes_is_recorded_as_the_customer_typed_it(slack: Slack) -> None:
+    """Slack sends &, < and > as &amp;, &lt; and &gt;; the record and the agents see the real text."""
+    await slack.open_ticket(text="Order A&amp;B-12 says &lt;3 items&gt; but I got 2 &amp;&lt;")
+    [entry] = await slack.entries(1, EntryKind.CUSTOMER)
+    assert entry.body == "Order A&B-12 says <3 items> but I got 2 &<"
+    key = await slack.command("/ticket", "note #1 courier said &lt;tomorrow&gt; &amp; apologised", ANA)
+    await slack.fake.wait_for(lambda: slack.fake.responses_to(key) or slack.fake.posts(AGENTS), "the note")
+    await slack.settle()
+    notes = await slack.entries(1, EntryKind.NOTE)
+    assert [n.body for n in notes] == ["courier said <tomorrow> & apologised"]
+
+
 async def test_mass_mentions_never_reach_the_agents_channel_live(slack: Slack) -> None:
     loud = (
         "<!channel> <!here|here> <!everyone> @everyone @here <!subteam^S0614TZR7|@support> where is my order?"

@@ -534,17 +534,21 @@ async def test_relaydesk_run_serves_slack_over_http_and_stops_cleanly_on_sigterm
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
+    # Read its output as it comes: at DEBUG a full pipe would block the bot mid-write.
+    assert process.stdout is not None and process.stderr is not None
+    stdout_read = asyncio.create_task(process.stdout.read())
+    stderr_read = asyncio.create_task(process.stderr.read())
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
 
             async def healthy() -> bool:
                 if process.returncode is not None:
-                    _, err = await process.communicate()
+                    err = await stderr_read
                     raise AssertionError(f"relaydesk run exited {process.returncode}:\n{err.decode()}")
                 try:
                     async with http.get(f"{base}/healthz") as reply:
                         return reply.status == 200
-                except aiohttp.ClientConnectionError:
+                except (aiohttp.ClientConnectionError, TimeoutError):
                     return False
 
             await _until(healthy, "GET /healthz to answer 200", within=20)
@@ -562,8 +566,9 @@ async def test_relaydesk_run_serves_slack_over_http_and_stops_cleanly_on_sigterm
 
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(process.communicate(), timeout=10)
+            await asyncio.wait_for(process.wait(), timeout=10)
             took = time.monotonic() - started
+            out, err = await stdout_read, await stderr_read
     finally:
         if process.returncode is None:
             process.kill()

@@ -195,7 +195,7 @@ class SlackAdapter:
             or user == context.get("bot_user_id")
         ):
             return
-        channel, ts, text = event["channel"], event["ts"], event.get("text") or ""
+        channel, ts, text = event["channel"], event["ts"], _unescape(event.get("text") or "")
         text = text or _files_note(event)
         key = _message_key(channel, ts)
         if channel == self._agent_channel:
@@ -219,7 +219,7 @@ class SlackAdapter:
         if edited.get("bot_id") or edited.get("subtype") == "bot_message":
             return
         key = _message_key(event["channel"], edited.get("ts", ""))
-        said = await self._desk.message_edited(PLATFORM, key, edited.get("text") or "")
+        said = await self._desk.message_edited(PLATFORM, key, _unescape(edited.get("text") or ""))
         await self.deliver(said, client)
 
     async def _on_ticket_command(
@@ -228,14 +228,14 @@ class SlackAdapter:
         await ack()
         actor = await self._actor(client, command["user_id"])
         where = Conversation(PLATFORM, command["channel_id"], None, workspace_key(context))
-        said = await self._desk.command(actor, f"/ticket {command.get('text', '')}", where)
+        said = await self._desk.command(actor, f"/ticket {_unescape(command.get('text') or '')}", where)
         await self.deliver(said, client, respond=respond, actor=actor)
 
     async def _on_request_command(
         self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
     ) -> None:
         await ack()
-        text = (command.get("text") or "").strip()
+        text = _unescape(command.get("text") or "").strip()
         if not text:
             await client.views_open(
                 trigger_id=command["trigger_id"],
@@ -520,6 +520,12 @@ def _verified_email(user: dict[str, Any]) -> str | None:
 def _message_key(channel: str, ts: str) -> str:
     """A Slack message is identified by its channel and timestamp."""
     return f"{channel}:{ts}"
+
+
+def _unescape(text: str) -> str:
+    """Slack escapes &, < and > in message and command text; what people typed is stored as typed.
+    Mentions and links (`<@U123>`, `<https://...>`) arrive unescaped and stay as they are."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _files_note(event: dict[str, Any]) -> str:
