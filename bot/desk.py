@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from bot import packet as packets
 from bot import profiles, transcript, voice
@@ -940,8 +941,9 @@ class Desk:
         if len(what) > PROMISE_LIMIT:
             raise Refusal(_private(actor, voice.too_long("A promise", PROMISE_LIMIT)))
         hours = self.standards.hours(ticket)
+        agent_zone = _zone_of(actor.person.timezone, hours.zone)
         try:
-            due = resolve(command.when, work.now, hours.zone, hours)
+            due = resolve(command.when, work.now, agent_zone, hours)
         except WhenError as error:
             raise Refusal(_private(actor, voice.bad_when(str(error)))) from None
         customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
@@ -955,7 +957,7 @@ class Desk:
         text = voice.promise_made(customer, ticket, agent, what, when)
         await self._answered(work, actor, ticket, text, None)
         work.say(_to_customer(ticket, customer, text))
-        staff_due = customer_time(due, hours.zone, work.now)
+        staff_due = customer_time(due, agent_zone, work.now)
         work.say(staff(_agents_about(ticket), voice.promise_recorded(ticket, number, what, staff_due)))
 
     async def _kept(self, work: _Work, actor: Actor, ticket: Ticket, command: Command) -> None:
@@ -1159,7 +1161,9 @@ def _clean_person(person: Person) -> Person:
     keep names to a length every screen (and column) holds."""
     name = clean(person.display_name).strip() or clean(person.user_id).strip() or "there"
     email = clean(person.email).strip() if person.email else None
-    return Person(person.platform, clean(person.user_id), shorten(name, NAME_LIMIT), email or None)
+    return Person(
+        person.platform, clean(person.user_id), shorten(name, NAME_LIMIT), email or None, person.timezone
+    )
 
 
 def _clean_actor(actor: Actor) -> Actor:
@@ -1212,6 +1216,16 @@ def _line(ticket: Ticket, names: dict[int, str], now: datetime) -> TicketLine:
         queue=ticket.queue,
         age=voice.age(now - ticket.created_at),
     )
+
+
+def _zone_of(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    """A person's timezone as the platform gave it, or the fallback when there is none we know."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (KeyError, ValueError):
+            pass
+    return fallback
 
 
 def _direct(actor: Actor) -> Conversation:

@@ -48,6 +48,9 @@ class Person:
     email: str | None = None
     """An email address the platform has verified for this person (Slack's profile email), if any:
     two identities with the same verified email are one customer."""
+    timezone: str | None = None
+    """The IANA timezone the platform knows for this person (Slack's `tz`), if any: an agent's
+    promise times ("tomorrow 10:00") are read in it."""
 
 
 @dataclass(frozen=True, slots=True)

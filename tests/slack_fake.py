@@ -242,6 +242,7 @@ class FakeSlack:
         name: str = "",
         email: str | None = None,
         email_confirmed: bool = True,
+        tz: str | None = None,
     ) -> None:
         """A workspace member as `users.info` describes them (with users:read.email, their email)."""
         profile: dict[str, Any] = {"display_name": display_name, "real_name": real_name}
@@ -255,6 +256,7 @@ class FakeSlack:
             "is_bot": False,
             "is_email_confirmed": email_confirmed,
             "profile": profile,
+            **({"tz": tz} if tz else {}),
         }
 
     def fail_next(

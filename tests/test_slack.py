@@ -57,7 +57,7 @@ from bot.desk import Desk
 from bot.domain import EntryKind, Priority, Status, TicketKind
 from bot.policy import load_policy
 from storage.engine import session_factory
-from storage.models import AgentRow, AnchorRow, EntryRow, TicketRow, TimelineRow
+from storage.models import AgentRow, AnchorRow, EntryRow, PromiseRow, TicketRow, TimelineRow
 from storage.uow import SqlUnitOfWork
 
 SECRET = "some-secret"
@@ -451,7 +451,7 @@ async def fake() -> AsyncIterator[FakeSlack]:
     slack = FakeSlack()
     slack.add_user(DANA, display_name="", real_name="Dana Whitaker", name="dana")
     slack.add_user(ANA, display_name="Ana", real_name="Ana Lima")
-    slack.add_user(BEN, display_name="Ben", real_name="Ben Okafor")
+    slack.add_user(BEN, display_name="Ben", real_name="Ben Okafor", tz="America/New_York")
     slack.add_user(CARL, display_name="Carl", real_name="Carl Jensen")
     slack.add_user("UEVE", display_name="Eve", real_name="Eve Moreau")
     await slack.start()
@@ -838,6 +838,25 @@ async def test_a_deletion_is_noted_for_agents_and_the_record_kept(slack: Slack) 
     [entry] = await slack.entries(1, EntryKind.CUSTOMER)
     assert entry.body == FIRST
     assert await slack.count(TimelineRow, TimelineRow.action == "deleted") == 1
+
+
+async def test_a_promise_time_is_read_in_the_agents_own_slack_timezone(slack: Slack) -> None:
+    """Ben works from New York (users.info says so): his "16:00" is 16:00 EST, 21:00 UTC; Dana, with no
+    timezone of her own, reads it in the queue's (Berlin: 22:00 CET)."""
+    opened = await slack.open_ticket()
+    key = await slack.command("/ticket", "promise #1 16:00 we'll call you back", BEN)
+    await slack.wait_posts("the promise", SUPPORT, count=2, thread_ts=opened.ts)
+    await slack.fake.wait_for(lambda: slack.fake.posts(AGENTS, thread_ts=opened.card_ts), "the record")
+    await slack.settle()
+    [promise] = await slack.scalars(select(PromiseRow))
+    assert promise.due_at == datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
+    told = slack.fake.posts(SUPPORT, thread_ts=opened.ts)[-1].get("text")
+    assert "we'll call you back, by 22:00 CET today" in told
+    noted = slack.fake.posts(AGENTS, thread_ts=opened.card_ts)[-1].get("text")
+    assert "by 16:00 EST today" in noted
+    assert slack.fake.responses_to(key) == [] or all(
+        "can't" not in r.text for r in slack.fake.responses_to(key)
+    )
 
 
 async def test_what_slack_escapes_is_recorded_as_the_customer_typed_it(slack: Slack) -> None:

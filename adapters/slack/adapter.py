@@ -115,7 +115,7 @@ class SlackAdapter:
                 client=self.client,
                 request_verification_enabled=not settings.socket_mode,
             )
-        self._people: dict[str, tuple[str, str | None]] = {}
+        self._people: dict[str, tuple[str, str | None, str | None]] = {}
         """users.info, once per user: (display name, verified email or None)."""
         self._members: tuple[float, frozenset[str]] | None = None
         self._card_locks: dict[int, asyncio.Lock] = {}
@@ -301,21 +301,24 @@ class SlackAdapter:
         return Actor(person, role)
 
     async def _person(self, client: AsyncWebClient, user: str) -> Person:
-        """Who a user is, as users.info says: their name, and their email (users:read.email), which
-        Slack has confirmed and the core may use to recognise the same customer elsewhere."""
+        """Who a user is, as users.info says: their name, their timezone, and their email
+        (users:read.email), which Slack has confirmed and the core may use to recognise the same customer
+        elsewhere."""
         if user not in self._people:
             name: str | None = None
             email: str | None = None
+            zone: str | None = None
             try:
                 profile = (await client.users_info(user=user))["user"]
                 details = profile.get("profile") or {}
                 name = details.get("display_name") or details.get("real_name") or profile.get("name")
                 email = _verified_email(profile)
+                zone = profile.get("tz") or None
             except SlackApiError as error:
                 log.warning("Slack: users.info failed for %s: %s", user, error.response.get("error"))
-            self._people[user] = (name or user, email)
-        name, email = self._people[user]
-        return Person(PLATFORM, user, name, email=email)
+            self._people[user] = (name or user, email, zone)
+        name, email, zone = self._people[user]
+        return Person(PLATFORM, user, name, email=email, timezone=zone)
 
     async def _is_agent(self, client: AsyncWebClient, user: str) -> bool:
         """SLACK_AGENTS when set; otherwise whoever is a member of the agents' channel."""
