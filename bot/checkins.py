@@ -136,10 +136,10 @@ class Checkins:
     # --- firing -----------------------------------------------------------------------------------
 
     async def sweep(self, work: Work) -> int:
-        """Fire every due check-in (a batch at a time); returns how many fired or were dropped."""
+        """Fire a batch of due check-ins; returns how many were claimed (a full batch: more may wait)."""
         await self.plan_digests(work)
-        handled = 0
-        for checkin in await work.uow.checkins.claim_due(work.now, SWEEP_BATCH):
+        claimed = await work.uow.checkins.claim_due(work.now, SWEEP_BATCH)
+        for checkin in claimed:
             handler = self._handlers.get(checkin.kind)
             before = checkin.due_at
             outcome = await handler(work, checkin) if handler else None
@@ -148,8 +148,7 @@ class Checkins:
             checkin.state = CheckinState.DONE if outcome else CheckinState.DROPPED
             checkin.fired_at = work.now
             checkin.outcome = (outcome or "no longer needed")[:200]
-            handled += 1
-        return handled
+        return len(claimed)
 
     async def _ticket(self, work: Work, checkin: Checkin) -> Ticket | None:
         if checkin.ticket_number is None:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot import packet as packets
 from bot import profiles, transcript, voice
-from bot.checkins import Checkins, customer_zone
+from bot.checkins import SWEEP_BATCH, Checkins, customer_zone
 from bot.clock import Clock
 from bot.commands import (
     Actor,
@@ -105,7 +105,7 @@ from bot.work import to_customer as _to_customer
 T = TypeVar("T")
 LIST_LIMIT = 25
 NAME_LIMIT = 80
-SWEEP_BATCH = 200
+SWEEP_ROUNDS = 100
 PROFILE_CHARS = 4000
 PROFILE_NOTE_LIMIT = 1000
 INCENTIVE_LIMIT = 400
@@ -309,10 +309,17 @@ class Desk:
         """Time-driven work: every check-in that fell due (warnings, breaches, promise reminders,
         check-ins with customers, closing quiet tickets, digests), each fired once."""
 
-        async def sweep(work: _Work) -> None:
-            await self.checkins.sweep(work)
+        handled = [0]
 
-        return await self._run(sweep)
+        async def sweep(work: _Work) -> None:
+            handled[0] = await self.checkins.sweep(work)
+
+        said: list[Outgoing] = []
+        for _ in range(SWEEP_ROUNDS):  # a batch per transaction, so locks stay short
+            said += await self._run(sweep)
+            if handled[0] < SWEEP_BATCH:
+                break
+        return said
 
     # --- plumbing -----------------------------------------------------------------------------
 
