@@ -288,6 +288,46 @@ class Handoff(_Strict):
     packet_chars: int = Field(default=1800, ge=600, le=6000)
 
 
+class Satisfaction(_Strict):
+    """The survey after a resolution: how long it stays open, how many resolutions get one (a share,
+    and at most one per customer per cooldown), and which ratings alert the lead."""
+
+    enabled: bool = True
+    expires_after: Duration = timedelta(days=3)
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    cooldown: Duration = timedelta(0)
+    alert_at_or_below: int = Field(default=2, ge=1, le=4)
+
+
+class Complaints(_Strict):
+    """Upset customers: phrases that escalate on their own, how negative a message must score (VADER's
+    compound score, -1 to 1) to count as upset, where such tickets go, and what agents are told."""
+
+    queue: str | None = Field(default=None, description="Specialists' queue for complaints, if any.")
+    phrases: list[str] = Field(
+        default_factory=lambda: [
+            "refund",
+            "cancel",
+            "cancellation",
+            "lawyer",
+            "legal action",
+            "complaint",
+            "complain",
+            "chargeback",
+            "unacceptable",
+            "ridiculous",
+            "speak to a manager",
+            "worst",
+        ]
+    )
+    upset_below: float = Field(default=-0.5, ge=-1, le=0)
+    raise_priority_to: Priority = Priority.HIGH
+    tone_guidance: str = (
+        "This customer is upset. Acknowledge how they feel in your own words, skip policy lectures, "
+        "and end with one concrete next step and when it will happen."
+    )
+
+
 class Lifecycle(_Strict):
     close_resolved_after: Duration = timedelta(days=7)
 
@@ -308,6 +348,8 @@ class Policy(_Strict):
     waiting: Waiting = Waiting()
     promises: Promises = Promises()
     checkins: Checkins = Checkins()
+    satisfaction: Satisfaction = Satisfaction()
+    complaints: Complaints = Complaints()
     snippets: dict[SnippetName, SnippetText] = Field(
         default_factory=dict, description="Saved replies agents send by name: name -> text."
     )
@@ -334,6 +376,10 @@ class Policy(_Strict):
                         f"teams[{index}].queues: queue '{queue}' already belongs to team '{owner[queue]}'"
                     )
                 owner[queue] = team.name
+        if self.complaints.queue is not None and self.complaints.queue not in names:
+            raise ValueError(
+                f"complaints.queue: '{self.complaints.queue}' is not one of the queues ({', '.join(names)})"
+            )
         hour_names = list(self.hours)
         if self.default_hours is not None and self.default_hours not in self.hours:
             raise ValueError(
