@@ -33,6 +33,7 @@ from bot.domain import (
 )
 from bot.messages import Person, ToAgent, ToAgents, staff
 from bot.policy import Policy
+from bot.satisfaction import SURVEY_EXPIRE, Satisfaction
 from bot.standards import BREACH, WARNING, Standards, schedule
 from bot.when import customer_time
 from bot.work import Work, addressee, agents_about, log, person_of, record, to_customer
@@ -58,9 +59,10 @@ class Checkins:
     """Plans the lifecycle's check-ins and fires due ones. A handler returns what it did, or None to
     drop the check-in."""
 
-    def __init__(self, policy: Policy, standards: Standards) -> None:
+    def __init__(self, policy: Policy, standards: Standards, satisfaction: Satisfaction) -> None:
         self.policy = policy
         self.standards = standards
+        self.satisfaction = satisfaction
         self._handlers: dict[str, Handler] = {
             WARNING: self._sla_warning,
             BREACH: self._sla_breach,
@@ -72,6 +74,7 @@ class Checkins:
             PROMISE_REMINDER: self._promise_reminder,
             PROMISE_OVERDUE: self._promise_overdue,
             DIGEST: self._digest,
+            SURVEY_EXPIRE: self._survey_expire,
         }
 
     # --- planning ---------------------------------------------------------------------------------
@@ -95,7 +98,9 @@ class Checkins:
                     ticket.number,
                     since=since,
                 )
-        elif new is Status.RESOLVED:
+        if old is Status.RESOLVED and new is not Status.CLOSED:
+            await self.satisfaction.withdraw(work, ticket)
+        if new is Status.RESOLVED:
             due = work.now + self.policy.lifecycle.close_resolved_after
             await schedule(
                 work,
@@ -242,6 +247,7 @@ class Checkins:
         await self.after_status(work, ticket, old, Status.RESOLVED)
         await self._tell(work, ticket, customer, voice.auto_resolved(customer, ticket))
         work.say(staff(agents_about(ticket), voice.auto_resolved_update(ticket)))
+        await self.satisfaction.offer(work, ticket)
         return "resolved for want of an answer"
 
     async def _close_resolved(self, work: Work, checkin: Checkin) -> str | None:
@@ -326,6 +332,13 @@ class Checkins:
         text = voice.digest(queue, work.now.astimezone(zone), unclaimed, breaching, promises)
         work.say(staff(ToAgents(), text))
         return "digest sent"
+
+    async def _survey_expire(self, work: Work, checkin: Checkin) -> str | None:
+        if checkin.ticket_number is None:
+            return None
+        return await self.satisfaction.expire(
+            work, checkin.ticket_number, int(checkin.detail.get("cycle", "0"))
+        )
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ from bot.messages import (
 from bot.packet import ProfileView, PromiseView
 from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
 from bot.ports import Conflict, UnitOfWork
+from bot.satisfaction import Satisfaction
 from bot.standards import Standards
 from bot.text import clean, shorten
 from bot.when import WhenError, customer_time, resolve
@@ -126,7 +127,8 @@ class Desk:
         self.policy = policy
         self._facts = policy.facts.finder()
         self.standards = Standards(policy)
-        self.checkins = Checkins(policy, self.standards)
+        self.satisfaction = Satisfaction(policy)
+        self.checkins = Checkins(policy, self.standards, self.satisfaction)
         self._handlers: dict[type, Callable[[_Work, Actor, Ticket, Command], Awaitable[None]]] = {
             Claim: self._claim,
             Release: self._release,
@@ -173,6 +175,28 @@ class Desk:
         """Run a parsed command for an actor, in the context of a conversation (its thread)."""
         actor = _clean_actor(actor)
         return await self._run(lambda work: self._dispatch(work, actor, command, conversation))
+
+    async def rate(self, actor: Actor, ticket_number: int, rating: int) -> list[Outgoing]:
+        """A customer pressed a rating button. Only the ticket's own customer may rate it."""
+        actor = _clean_actor(actor)
+
+        async def take(work: _Work) -> None:
+            ticket = await work.uow.tickets.get(ticket_number)
+            customer = await work.uow.customers.by_identity(actor.person.platform, actor.person.user_id)
+            name = voice.first_name(customer) if customer else actor.person.display_name
+            if (
+                ticket is None
+                or customer is None
+                or ticket.customer_id != customer.id
+                or not 1 <= rating <= 5
+            ):
+                raise Refusal(_private_to_customer(actor, voice.survey_closed(name)))
+            why = await self.satisfaction.rate(work, ticket, rating)
+            if why is not None:
+                text = voice.survey_done(name) if why == "done" else voice.survey_closed(name)
+                raise Refusal(_private_to_customer(actor, text))
+
+        return await self._run(take)
 
     async def register_agents(self, people: Sequence[Person]) -> None:
         """Make agents known before they act, so they can be named in a transfer."""
@@ -437,6 +461,10 @@ class Desk:
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
         current = None if request else await self._current_ticket(work, customer, conversation, kind)
+        if current is not None and not current.is_closed:
+            answered = await self.satisfaction.take_reply(work, current, person, text, message.message_id)
+            if answered:
+                return
         if current and self._is_courtesy_after_resolution(work, current, text):
             await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
             if self.policy.is_thanks(text) and not await _thanked_since_resolution(work, current):
@@ -817,6 +845,7 @@ class Desk:
         await self._change_status(work, actor, ticket, Status.RESOLVED, clean(command.summary))
         customer = await _addressee(work, ticket, await self._customer_of(work, ticket))
         await self._say_to_customer(work, ticket, customer, voice.resolved(customer, ticket))
+        await self.satisfaction.offer(work, ticket)
 
     async def _reopen(self, work: _Work, actor: Actor, ticket: Ticket, _: Command) -> None:
         if ticket.is_closed:
@@ -1223,6 +1252,11 @@ def _line(ticket: Ticket, names: dict[int, str], now: datetime) -> TicketLine:
         queue=ticket.queue,
         age=voice.age(now - ticket.created_at),
     )
+
+
+def _private_to_customer(actor: Actor, text: str) -> Outgoing:
+    """An answer for the person who pressed a button, whatever their role."""
+    return CustomerMessage(ToCustomer(actor.person), text)
 
 
 def _zone_of(name: str | None, fallback: ZoneInfo) -> ZoneInfo:

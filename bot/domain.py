@@ -345,6 +345,38 @@ class Checkin:
     id: int | None = None
 
 
+class SurveyState(StrEnum):
+    OPEN = "open"
+    RATED = "rated"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass
+class Survey:
+    """A satisfaction survey after one resolution of a ticket (`cycle`: the first resolution is 1).
+
+    Open until rated, expired, or withdrawn by a reopen. After a rating the customer's next message
+    on the ticket, before `expires_at`, is their comment.
+    """
+
+    ticket_number: int
+    customer_id: int
+    cycle: int
+    sent_at: datetime
+    expires_at: datetime
+    state: SurveyState = SurveyState.OPEN
+    rating: int | None = None
+    rated_at: datetime | None = None
+    comment: str | None = None
+    commented_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def awaits_comment(self) -> bool:
+        return self.state is SurveyState.RATED and self.comment is None
+
+
 @dataclass
 class StoredSnippet:
     """A saved reply an agent added (`/ticket snippet add`); the policy file's snippets are not stored."""

@@ -152,11 +152,21 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class SurveyPrompt:
+    """A request for a rating of a ticket: adapters that draw buttons offer 1 to `scale`; elsewhere the
+    customer answers with the number."""
+
+    ticket_number: int
+    scale: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerMessage:
     """Something a customer will read. Only plain text is accepted, and mass mentions are defused."""
 
     audience: ToCustomer
     text: str
+    survey: SurveyPrompt | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not isinstance(self.audience, ToCustomer):

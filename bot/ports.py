@@ -23,6 +23,7 @@ from bot.domain import (
     Promise,
     SlaClock,
     StoredSnippet,
+    Survey,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -211,6 +212,20 @@ class CheckinRepository(Protocol):
     async def pending_count(self) -> int: ...
 
 
+class SurveyRepository(Protocol):
+    async def add(self, survey: Survey) -> Survey:
+        """Store a new survey; one per ticket and resolution (a second raises Conflict)."""
+        ...
+
+    async def for_ticket(self, number: int) -> list[Survey]:
+        """A ticket's surveys, oldest first; changes to them are saved on commit."""
+        ...
+
+    async def latest_for_customer(self, customer_id: int) -> Survey | None:
+        """The customer's most recent survey (for the cooldown)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def customers(self) -> CustomerRepository: ...
@@ -234,6 +249,8 @@ class UnitOfWork(Protocol):
     def promises(self) -> PromiseRepository: ...
     @property
     def checkins(self) -> CheckinRepository: ...
+    @property
+    def surveys(self) -> SurveyRepository: ...
     @property
     def audit(self) -> AuditRepository: ...
 

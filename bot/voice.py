@@ -169,6 +169,62 @@ def weekly_report(customer: Customer, ticket: Ticket, week: int, next_time: str)
     )
 
 
+def survey_ask(customer: Customer, ticket: Ticket) -> str:
+    return (
+        f"One quick question, {first_name(customer)}: how did we do with {ticket.ref}? Please rate us from "
+        "1 (poor) to 5 (excellent); just reply with the number."
+    )
+
+
+def survey_thanks(customer: Customer) -> str:
+    return (
+        f"Thank you, {first_name(customer)}! If you'd like to tell us more, just reply here; we read "
+        "every word."
+    )
+
+
+def survey_low(customer: Customer, ticket: Ticket) -> str:
+    return (
+        f"I'm sorry we let you down, {first_name(customer)}. Tell us what went wrong and a team lead will "
+        f'look at it, or reply "reopen" and we\'ll pick {ticket.ref} straight back up.'
+    )
+
+
+def survey_comment_thanks(customer: Customer) -> str:
+    return f"Thank you, {first_name(customer)}. We've passed that on to the team."
+
+
+def survey_closed(customer_name: str) -> str:
+    return (
+        f"Thanks, {customer_name}, but that survey has closed. If you need anything, just write here and "
+        "we'll help."
+    )
+
+
+def survey_done(customer_name: str) -> str:
+    return f"Thanks, {customer_name}, we already have your rating."
+
+
+# --- agents: satisfaction ----------------------------------------------------------------------------
+
+
+def survey_rated(ticket: Ticket, customer: Customer, rating: int, changed: bool) -> str:
+    verb = "changed their rating of" if changed else "rated"
+    return f"{customer.display_name} {verb} {ticket.ref}: {rating}/5."
+
+
+def survey_low_alert(ticket: Ticket, customer: Customer, rating: int) -> str:
+    return (
+        f"Low rating: {customer.display_name} rated {ticket.ref} {rating}/5. They were offered a reopen; "
+        f"/ticket show {ticket.ref} has the story."
+    )
+
+
+def survey_comment_header(ticket: Ticket, customer: Customer, rating: int | None) -> str:
+    rated = f" (rated {rating}/5)" if rating else ""
+    return f"{ticket.ref} · {customer.display_name}'s comment{rated}: "
+
+
 # --- agents: service standards ----------------------------------------------------------------------
 
 METRIC_WORDS = {

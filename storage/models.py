@@ -23,7 +23,17 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from bot.domain import CheckinState, ClockState, EntryKind, Metric, Priority, PromiseState, Status, TicketKind
+from bot.domain import (
+    CheckinState,
+    ClockState,
+    EntryKind,
+    Metric,
+    Priority,
+    PromiseState,
+    Status,
+    SurveyState,
+    TicketKind,
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -303,3 +313,24 @@ class CheckinRow(Base):
     """Two sweeps that read the same due row cannot both fire it: the second one's update loses."""
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own mapping hook
+
+
+class SurveyRow(Base):
+    __tablename__ = "surveys"
+    __table_args__ = (
+        UniqueConstraint("ticket_number", "cycle", name="uq_surveys_ticket_cycle"),
+        Index("ix_surveys_customer", "customer_id", "id"),
+        Index("ix_surveys_sent", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    cycle: Mapped[int]
+    sent_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    state: Mapped[SurveyState] = mapped_column(_enum(SurveyState))
+    rating: Mapped[int | None]
+    rated_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    commented_at: Mapped[datetime | None]

@@ -34,6 +34,7 @@ from bot.domain import (
     SlaClock,
     Status,
     StoredSnippet,
+    Survey,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -54,6 +55,7 @@ from storage.models import (
     PromiseRow,
     SlaClockRow,
     SnippetRow,
+    SurveyRow,
     TicketRow,
     TimelineRow,
 )
@@ -692,3 +694,21 @@ class SqlCheckins(_Tracked[Checkin, CheckinRow]):
             select(func.count()).select_from(CheckinRow).where(CheckinRow.state == CheckinState.PENDING)
         )
         return int(await self.session.scalar(statement) or 0)
+
+
+class SqlSurveys(_Tracked[Survey, SurveyRow]):
+    domain = Survey
+    row_type = SurveyRow
+
+    async def add(self, survey: Survey) -> Survey:
+        return await self._insert(survey)
+
+    async def for_ticket(self, number: int) -> list[Survey]:
+        return await self._many(
+            select(SurveyRow).where(SurveyRow.ticket_number == number).order_by(SurveyRow.cycle)
+        )
+
+    async def latest_for_customer(self, customer_id: int) -> Survey | None:
+        return await self._one(
+            select(SurveyRow).where(SurveyRow.customer_id == customer_id).order_by(SurveyRow.id.desc())
+        )

@@ -21,6 +21,7 @@ from storage.repositories import (
     SqlProfiles,
     SqlPromises,
     SqlSnippets,
+    SqlSurveys,
     SqlTickets,
     SqlTimeline,
     is_unique_violation,
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
         self.clocks = SqlClocks(self.session)
         self.promises = SqlPromises(self.session)
         self.checkins = SqlCheckins(self.session)
+        self.surveys = SqlSurveys(self.session)
         return self
 
     async def __aexit__(
@@ -64,6 +66,7 @@ class SqlUnitOfWork:
             self.clocks,
             self.promises,
             self.checkins,
+            self.surveys,
         ):
             repository.sync()
         try:

@@ -44,6 +44,7 @@ from bot.domain import (
     SlaClock,
     Status,
     StoredSnippet,
+    Survey,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -70,6 +71,7 @@ TABLES = (
     "sla_clocks",
     "promises",
     "checkins",
+    "surveys",
 )
 _PRIORITY_ORDER = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 
@@ -101,6 +103,7 @@ class FakeStore:
     sla_clocks: dict[int, SlaClock] = field(default_factory=dict)
     promises: dict[int, Promise] = field(default_factory=dict)
     checkins: dict[int, Checkin] = field(default_factory=dict)
+    surveys: dict[int, Survey] = field(default_factory=dict)
     commits: int = 0
     fail_next_commits: int = 0
     """Make this many of the next commits raise Conflict, as if another process had won a race."""
@@ -596,6 +599,26 @@ class FakeCheckins(_Repository):
         return sum(1 for c in self.rows.values() if c.state is CheckinState.PENDING)
 
 
+class FakeSurveys(_Repository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        super().__init__(uow, "surveys")
+
+    async def add(self, survey: Survey) -> Survey:
+        await _pause()
+        survey.id = _next_id(self.rows)
+        self.rows[survey.id] = survey
+        return survey
+
+    async def for_ticket(self, number: int) -> list[Survey]:
+        await _pause()
+        return sorted((s for s in self.rows.values() if s.ticket_number == number), key=lambda s: s.cycle)
+
+    async def latest_for_customer(self, customer_id: int) -> Survey | None:
+        await _pause()
+        mine = [s for _, s in sorted(self.rows.items()) if s.customer_id == customer_id]
+        return mine[-1] if mine else None
+
+
 class FakeUnitOfWork:
     """A unit of work over a FakeStore: private copies in, changes written back only on commit."""
 
@@ -634,6 +657,7 @@ class FakeUnitOfWork:
         self.clocks = FakeClocks(self)
         self.promises = FakePromises(self)
         self.checkins = FakeCheckins(self)
+        self.surveys = FakeSurveys(self)
 
     async def commit(self) -> None:
         await _pause()
@@ -703,6 +727,7 @@ def _check(tables: Tables) -> None:
     _unique(tables["anchors"].values(), "anchors", "platform", "channel_id", "message_id")
     _unique(tables["snippets"].values(), "snippets", "name")
     _unique(tables["checkins"].values(), "checkins", "key")
+    _unique(tables["surveys"].values(), "surveys", "ticket_number", "cycle")
     _unique(tables["promises"].values(), "promises", "ticket_number", "number")
     _unique(tables["sla_clocks"].values(), "sla_clocks", "ticket_number", "metric", "cycle")
 

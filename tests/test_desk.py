@@ -493,9 +493,10 @@ async def test_hold_and_resolve_reasons_stay_with_the_agents(h: Harness):
     assert InternalText("courier investigating, ref 991") in one(to_channel(out)).parts
 
     out = await h.run(ANA, "/ticket resolve #1 refunded the shipping")
-    told = one(to_customers(out))
-    assert "refunded" not in told.text
+    told, survey = to_customers(out)
+    assert "refunded" not in told.text + survey.text
     assert told.text.startswith("Thanks for your patience, Dana. We've marked #1 as resolved.")
+    assert survey.survey is not None and told.survey is None
     assert InternalText("refunded the shipping") in one(to_channel(out)).parts
     ticket = h.store.ticket(1)
     assert ticket.resolved_at == START

@@ -825,8 +825,10 @@ async def test_a_member_without_the_agent_role_is_refused_politely_and_nothing_c
 async def test_resolve_by_button(dc: Discord) -> None:
     opened = await dc.open_ticket()
     dc.click(ANA, opened.card_id, "relaydesk:resolve:1")
-    await dc.wait_posts("the customer told", opened.thread_id, count=2)
-    assert "We've marked #1 as resolved" in dc.fake.posts(opened.thread_id)[-1].content
+    await dc.wait_posts("the customer told", opened.thread_id, count=3)
+    resolved, survey = dc.fake.posts(opened.thread_id)[-2:]
+    assert "We've marked #1 as resolved" in resolved.content
+    assert "how did we do with #1?" in survey.content
     assert (await dc.ticket(1)).status is Status.RESOLVED
 
 

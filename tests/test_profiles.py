@@ -254,7 +254,8 @@ async def test_the_form_of_address_is_how_customer_facing_messages_greet_them(h:
     )
     assert texts[1].startswith("Ana Lima: Thanks for bearing with me, Dr. Scully.")
     assert texts[2].startswith("Thanks for your patience, Dr. Scully.")
-    assert texts[3].startswith("Hi Dr. Scully, welcome back.")
+    assert texts[3].startswith("One quick question, Dr. Scully: how did we do with #1?")
+    assert texts[4].startswith("Hi Dr. Scully, welcome back.")
     assert not any("Dana" in t for t in texts)
     assert 'Who: Dana Scully (address as "Dr. Scully")' in staff_text(
         await h.run(ANA, "/ticket show #2"), ToAgent(ANA.person)

@@ -1028,7 +1028,9 @@ async def test_resolve_by_button(slack: Slack) -> None:
         button_click(ANA, "ticket_resolve", "1", slack.fake.response_url("x"), opened.card_ts)
     )
     await slack.wait_posts("the customer told", SUPPORT, count=2, thread_ts=opened.ts)
-    assert "We've marked #1 as resolved" in slack.fake.posts(SUPPORT)[-1].get("text")
+    resolved, survey = slack.fake.posts(SUPPORT)[-2:]
+    assert "We've marked #1 as resolved" in resolved.get("text")
+    assert "how did we do with #1?" in survey.get("text")
     assert (await slack.ticket(1)).status is Status.RESOLVED
 
 

@@ -85,6 +85,10 @@ digest_days = ["mon", "tue", "wed", "thu", "fri"]
 
 [lifecycle]
 close_resolved_after = "7d"
+
+# Surveys after a resolution have tests of their own; here they would only add messages.
+[satisfaction]
+enabled = false
 """
 """The policy these tests run on, as a file (the console tests write it to disk as it is)."""
 

@@ -926,6 +926,7 @@ async def test_desk_ticket_lifecycle_on_the_database(uow_factory: UowFactory) ->
             (EntryKind.REPLY, "Ben Okafor"),
             (EntryKind.NOTE, "Ben Okafor"),  # the resolution summary
             (EntryKind.BOT, "Relaydesk"),  # resolved
+            (EntryKind.BOT, "Relaydesk"),  # the satisfaction survey
         ]
         assert entries[0].body == "My invoice is wrong\nIt says 40, not 20"
         assert (entries[0].platform, entries[0].external_id) == ("slack", "m-1")

@@ -205,7 +205,7 @@ async def test_a_resolved_ticket_still_has_its_transcript():
 
     assert data["ticket"]["status"] == "resolved"
     assert "> Resolved: refunded by bank transfer" in markdown
-    assert data["entries"][-2]["internal_note"] is True
+    assert data["entries"][-3]["internal_note"] is True  # then the resolution message and the survey
 
 
 async def test_the_transcript_holds_the_profile_notes_and_incentives(story_desk: Harness):

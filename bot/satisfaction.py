@@ -1,0 +1,142 @@
+"""Satisfaction, measured: a short survey after each resolution, a rating, an optional comment.
+
+One survey per resolution (sampled and rate-limited per customer as the policy says); it expires after a
+while and is withdrawn if the ticket reopens. A rating at or below the policy's threshold alerts the
+queue's lead and offers to reopen. Ratings come as buttons (Slack, Discord) or as a number in a reply.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot import voice
+from bot.domain import Customer, EntryKind, Status, Survey, SurveyState, Ticket
+from bot.messages import CustomerMessage, Person, SurveyPrompt, ToAgent, staff
+from bot.policy import Policy
+from bot.standards import schedule
+from bot.work import Work, addressee, agents_about, log, person_of, record, to_customer
+
+SURVEY_EXPIRE = "survey_expire"
+SCALE = 5
+_NUMBER = re.compile(r"^\s*([1-5])\s*(?:/\s*5|out of 5|stars?)?\s*[.!]*\s*$", re.IGNORECASE)
+_STARS = re.compile(r"^\s*([★⭐]\ufe0f?\s*){1,5}$")
+REOPEN_WORDS = frozenset({"reopen", "re-open", "please reopen", "reopen please", "reopen it"})
+BOT = "Relaydesk"
+
+
+def rating_in(text: str) -> int | None:
+    """A rating typed as a reply: `4`, `4/5`, `4 stars`, `★★★★`; None for anything else."""
+    match = _NUMBER.match(text)
+    if match:
+        return int(match.group(1))
+    if _STARS.match(text):
+        return sum(text.count(star) for star in "★⭐")
+    return None
+
+
+class Satisfaction:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    async def offer(self, work: Work, ticket: Ticket) -> None:
+        """Ask for a rating after a resolution, unless sampling or the customer's cooldown says no."""
+        settings = self.policy.satisfaction
+        assert ticket.number is not None
+        if not settings.enabled:
+            return
+        surveys = await work.uow.surveys.for_ticket(ticket.number)
+        cycle = 1 + max((s.cycle for s in surveys), default=0)
+        if (ticket.number * 7919 + cycle * 104729) % 1000 >= settings.sample_rate * 1000:
+            return  # not in this sample; deterministic, so a retried unit of work decides the same
+        latest = await work.uow.surveys.latest_for_customer(ticket.customer_id)
+        if latest is not None and work.now - latest.sent_at < settings.cooldown:
+            return
+        expires = work.now + settings.expires_after
+        await work.uow.surveys.add(Survey(ticket.number, ticket.customer_id, cycle, work.now, expires))
+        await schedule(
+            work, f"{ticket.number}:survey:{cycle}:expire", SURVEY_EXPIRE, expires, ticket.number, cycle=cycle
+        )
+        customer = await _customer(work, ticket)
+        text = voice.survey_ask(customer, ticket)
+        await record(work, ticket, EntryKind.BOT, Person(ticket.platform, "relaydesk", BOT), text, None)
+        message = to_customer(ticket, customer, text)
+        work.say(CustomerMessage(message.audience, message.text, SurveyPrompt(ticket.number, SCALE)))
+
+    async def withdraw(self, work: Work, ticket: Ticket) -> None:
+        """The ticket reopened: an unanswered survey about its resolution no longer applies."""
+        assert ticket.number is not None
+        for survey in await work.uow.surveys.for_ticket(ticket.number):
+            if survey.state is SurveyState.OPEN:
+                survey.state = SurveyState.WITHDRAWN
+
+    async def take_reply(
+        self, work: Work, ticket: Ticket, author: Person, text: str, message_id: str | None
+    ) -> bool:
+        """A customer's message answers the survey (a rating, or the comment after one): take it and
+        return True; anything else (including "reopen") is left to the usual intake."""
+        assert ticket.number is not None
+        surveys = await work.uow.surveys.for_ticket(ticket.number)
+        survey = surveys[-1] if surveys else None
+        if survey is None or work.now >= survey.expires_at:
+            return False
+        rating = rating_in(text)
+        if survey.state is SurveyState.OPEN and ticket.status is Status.RESOLVED and rating is not None:
+            await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id)
+            await self._rated(work, ticket, survey, rating)
+            return True
+        if survey.awaits_comment and text.strip().lower() not in REOPEN_WORDS:
+            await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id)
+            survey.comment, survey.commented_at = text.strip(), work.now
+            await log(work, ticket, "survey_comment", author.display_name)
+            customer = await _customer(work, ticket)
+            work.say(to_customer(ticket, customer, voice.survey_comment_thanks(customer)))
+            header = voice.survey_comment_header(ticket, customer, survey.rating)
+            work.say(staff(agents_about(ticket), header, text.strip()))
+            return True
+        return False
+
+    async def rate(self, work: Work, ticket: Ticket, rating: int) -> str | None:
+        """A rating from a button. Returns why it was not taken (for a polite answer), or None."""
+        assert ticket.number is not None
+        surveys = await work.uow.surveys.for_ticket(ticket.number)
+        survey = surveys[-1] if surveys else None
+        if survey is None or survey.state in (SurveyState.EXPIRED, SurveyState.WITHDRAWN):
+            return "closed"
+        if work.now >= survey.expires_at:
+            return "closed"
+        if survey.state is SurveyState.RATED and not survey.awaits_comment:
+            return "done"
+        await self._rated(work, ticket, survey, rating)
+        return None
+
+    async def expire(self, work: Work, number: int, cycle: int) -> str | None:
+        """The survey's time is up: an unanswered one expires quietly."""
+        for survey in await work.uow.surveys.for_ticket(number):
+            if survey.cycle == cycle and survey.state is SurveyState.OPEN:
+                survey.state = SurveyState.EXPIRED
+                return "expired unanswered"
+        return None
+
+    async def _rated(self, work: Work, ticket: Ticket, survey: Survey, rating: int) -> None:
+        first = survey.state is SurveyState.OPEN
+        survey.state, survey.rating, survey.rated_at = SurveyState.RATED, rating, work.now
+        await log(work, ticket, "rated", BOT, rating=rating, cycle=survey.cycle)
+        customer = await _customer(work, ticket)
+        low = rating <= self.policy.satisfaction.alert_at_or_below
+        text = voice.survey_low(customer, ticket) if low else voice.survey_thanks(customer)
+        work.say(to_customer(ticket, customer, text))
+        update = voice.survey_rated(ticket, customer, rating, changed=not first)
+        work.say(staff(agents_about(ticket), update))
+        if low:
+            lead_name = self.policy.lead_of(ticket.queue)
+            lead = await work.uow.agents.find(ticket.platform, lead_name) if lead_name else None
+            if lead is not None:
+                alert = voice.survey_low_alert(ticket, customer, rating)
+                work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), alert))
+
+
+async def _customer(work: Work, ticket: Ticket) -> Customer:
+    """The ticket's customer as its messages address them."""
+    customer = await work.uow.customers.get(ticket.customer_id)
+    assert customer is not None
+    return await addressee(work, ticket, customer)
