@@ -60,6 +60,7 @@ from bot.domain import (
     Identity,
     Incentive,
     Metric,
+    Priority,
     ProfileNote,
     Promise,
     PromiseState,
@@ -88,6 +89,7 @@ from bot.messages import (
     ToCustomer,
     staff,
 )
+from bot.mood import Mood, MoodReader, trend
 from bot.packet import ProfileView, PromiseView
 from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
 from bot.ports import Conflict, UnitOfWork
@@ -111,6 +113,7 @@ PROFILE_CHARS = 4000
 PROFILE_NOTE_LIMIT = 1000
 INCENTIVE_LIMIT = 400
 PROMISE_LIMIT = 300
+PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 CONFLICT_RETRIES = 3
 
 
@@ -129,6 +132,7 @@ class Desk:
         self.standards = Standards(policy)
         self.satisfaction = Satisfaction(policy)
         self.checkins = Checkins(policy, self.standards, self.satisfaction)
+        self._moods = MoodReader.from_policy(policy.complaints)
         self._handlers: dict[type, Callable[[_Work, Actor, Ticket, Command], Awaitable[None]]] = {
             Claim: self._claim,
             Release: self._release,
@@ -475,7 +479,8 @@ class Desk:
         if current is None or current.is_closed:
             await self._open_ticket(work, customer, message, text, kind, current, request)
             return
-        await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
+        mood = self._moods.read(text)
+        await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id, mood.score)
         old = current.customer_wrote(work.now)
         if old is not None:
             await _log(work, current, "status", customer.display_name, old=old, new=current.status)
@@ -489,6 +494,7 @@ class Desk:
                 kind=StaffKind.RELAY,
             )
         )
+        await self._upset(work, current, customer, mood)
 
     async def _current_ticket(
         self, work: _Work, customer: Customer, conversation: Conversation, kind: TicketKind
@@ -562,7 +568,8 @@ class Desk:
                 previous_number=follows,
             )
         )
-        await _record(work, ticket, EntryKind.CUSTOMER, person, text, message.message_id)
+        mood = self._moods.read(text)
+        await _record(work, ticket, EntryKind.CUSTOMER, person, text, message.message_id, mood.score)
         await _log(work, ticket, "created", customer.display_name, kind=kind, follows=follows)
         await self.standards.on_opened(work, ticket)
         await self.checkins.plan_weekly(work, ticket, 1, work.now)
@@ -584,6 +591,65 @@ class Desk:
                 card=voice.card(ticket, customer, earlier),
             )
         )
+        await self._upset(work, ticket, customer, mood)
+
+    async def _upset(self, work: _Work, ticket: Ticket, customer: Customer, mood: Mood) -> None:
+        """An upset customer (a strongly negative message, or an escalation phrase): the ticket is
+        flagged once, its priority raised, and it goes to the complaints queue's specialists."""
+        if not mood.upset:
+            return
+        assert ticket.number is not None
+        flagged = any(e.action == "upset" for e in await work.uow.timeline.for_ticket(ticket.number))
+        phrases = ", ".join(mood.phrases)
+        await _log(work, ticket, "upset", customer.display_name, score=f"{mood.score:.2f}", phrases=phrases)
+        if flagged or ticket.status in (Status.RESOLVED, Status.CLOSED):
+            return
+        complaints = self.policy.complaints
+        changes: list[str] = []
+        if PRIORITY_RANK[ticket.priority] < PRIORITY_RANK[complaints.raise_priority_to]:
+            old = ticket.priority
+            ticket.priority = complaints.raise_priority_to
+            await _log(work, ticket, "priority", "Relaydesk", old=old, new=ticket.priority)
+            changes.append(f"priority raised to {ticket.priority}")
+        moved = complaints.queue is not None and ticket.queue != complaints.queue
+        if moved:
+            assert complaints.queue is not None
+            before = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
+            detail = {"from_queue": ticket.queue, "to_queue": complaints.queue}
+            ticket.queue = complaints.queue
+            ticket.assign(None, work.now)
+            from_agent = before.display_name if before else None
+            await _log(
+                work,
+                ticket,
+                "transferred",
+                "Relaydesk",
+                from_agent=from_agent,
+                reason="upset customer",
+                **detail,
+            )
+            changes.append(f"moved to {complaints.queue} for a specialist")
+        if changes:
+            await self.standards.on_retargeted(work, ticket)
+        speaking = await _addressee(work, ticket, customer)
+        work.say(
+            staff(_agents_about(ticket), voice.upset_flag(ticket, speaking, mood.score, phrases, changes))
+        )
+        if moved:
+            heading = voice.upset_heading(ticket)
+            await self._send_packet(work, _agents_about(ticket), ticket, customer, heading)
+            label = self.policy.queue_label(ticket.queue)
+            await self._say_to_customer(work, ticket, customer, voice.now_with_team(speaking, ticket, label))
+
+    async def _answering_upset(self, work: _Work, ticket: Ticket) -> bool:
+        """Whether the customer was upset since staff last answered them (guidance is due)."""
+        assert ticket.number is not None
+        upset = [e.at for e in await work.uow.timeline.for_ticket(ticket.number) if e.action == "upset"]
+        if not upset:
+            return False
+        entries = await work.uow.entries.for_ticket(ticket.number)
+        replies = [e.created_at for e in entries if e.kind is EntryKind.REPLY]
+        return not replies or max(upset) >= max(replies)
 
     async def _customer_record(self, work: _Work, person: Person, kind: TicketKind) -> Customer:
         """The customer behind a platform identity, made on first contact. A verified email the platform
@@ -758,6 +824,8 @@ class Desk:
             await _log(work, ticket, "claimed", agent.display_name, by_replying=True)
             await _assign(work, ticket, agent, agent)
             work.say(_owner_update(ticket, agent, voice.claimed_update(ticket, agent)))
+        if await self._answering_upset(work, ticket):
+            work.say(_private(actor, voice.tone_guidance(ticket, self.policy.complaints.tone_guidance)))
         await _record(work, ticket, EntryKind.REPLY, actor.person, text, message_id)
         old = ticket.agent_answered(work.now)
         if old is not None:
@@ -1134,10 +1202,15 @@ class Desk:
             self.policy.is_courtesy,
             heading,
         )
+        scores = [e.mood for e in entries if e.kind is EntryKind.CUSTOMER and e.mood is not None]
+        mood = trend(scores, upset_below=self.policy.complaints.upset_below)
+        if mood and any(e.action == "upset" for e in events):
+            mood += " · flagged upset"
         built = replace(
             built,
             promises=await self._open_promises(work, ticket),
             sla=await self._clock_lines(work, ticket),
+            mood=mood,
         )
         platform = audience.person.platform if isinstance(audience, ToAgent) else audience.platform
         parts = packets.render(built, packets.budget_for(platform, self.policy.handoff.packet_chars))

@@ -215,6 +215,8 @@ class Entry:
     platform: str | None = None
     external_id: str | None = None
     id: int | None = None
+    mood: float | None = None
+    """A customer message's sentiment (VADER compound, -1 to 1), scored once when it arrives."""
 
 
 @dataclass

@@ -205,6 +205,23 @@ def survey_done(customer_name: str) -> str:
     return f"Thanks, {customer_name}, we already have your rating."
 
 
+# --- agents: upset customers ------------------------------------------------------------------------
+
+
+def upset_flag(ticket: Ticket, customer: Customer, score: float, phrases: str, changes: list[str]) -> str:
+    said = f"; said: {phrases}" if phrases else ""
+    done = f" {'; '.join(changes).capitalize()}." if changes else ""
+    return f"Upset customer: {customer.display_name} on {ticket.ref} (mood {score:+.2f}{said}).{done}"
+
+
+def upset_heading(ticket: Ticket) -> str:
+    return f"{ticket.ref} needs a specialist: the customer is upset."
+
+
+def tone_guidance(ticket: Ticket, guidance: str) -> str:
+    return f"{ticket.ref}: {guidance}"
+
+
 # --- agents: satisfaction ----------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ async def record(
     author: Person,
     body: str | InternalText,
     message_id: str | None,
+    mood: float | None = None,
 ) -> None:
     assert ticket.number is not None
     await work.uow.entries.add(
@@ -51,6 +52,7 @@ async def record(
             created_at=work.now,
             platform=author.platform if message_id else None,
             external_id=message_id,
+            mood=mood,
         )
     )
 

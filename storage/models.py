@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -175,6 +176,7 @@ class EntryRow(Base):
     created_at: Mapped[datetime]
     platform: Mapped[str | None] = mapped_column(String(20))
     external_id: Mapped[str | None] = mapped_column(String(200))
+    mood: Mapped[float | None] = mapped_column(Float)
 
 
 class TimelineRow(Base):

@@ -377,6 +377,7 @@ class SqlEntries:
                 created_at=entry.created_at,
                 platform=entry.platform,
                 external_id=entry.external_id,
+                mood=entry.mood,
             )
         )
 
@@ -424,6 +425,7 @@ def _entry(row: EntryRow) -> Entry:
         platform=row.platform,
         external_id=row.external_id,
         id=row.id,
+        mood=row.mood,
     )
 
 

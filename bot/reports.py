@@ -1,0 +1,570 @@
+"""Reports: how the desk is doing over a period, for `/ticket stats [period] [queue|@agent]`.
+
+Pure arithmetic on domain objects the caller gathered (no database or platform code), so every figure
+can be checked against tickets built by hand. Times are business time of each ticket's queue, the same
+time the service targets count, so a ticket answered first thing Monday after a Friday-evening message
+took minutes, not a weekend.
+
+Definitions (each figure counts what happened in the half-open period [start, end)):
+
+- **opened**: tickets created in the period; **resolved**: tickets with a resolution in the period (a
+  `status` event to `resolved`, or `Ticket.resolved_at`), each ticket once.
+- **first response**: cycle 1 of each ticket's first-response clock met in the period, as business time
+  from opening to the first public reply (that clock never pauses).
+- **resolution**: resolution clocks (every cycle: a reopen starts a new one) met in the period, as
+  business time excluding spells waiting on the customer: `consumed + between(resumed_at, met_at)`, or
+  just `consumed` when the clock was paused when it was met (resolved while waiting on the customer, as
+  the timeline's status events show).
+- **median**: the middle value; of an even count, the mean of the two middle values. **p90**: nearest
+  rank, the smallest value with at least 90% of the values at or below it (`sorted[ceil(0.9 n) - 1]`),
+  always one of the measured values.
+- **SLA achievement** per metric: of the clocks that ended in the period, the share that met their
+  target. A clock ends when met (`met_at` in the period; met late, with `breached_at`, is a miss), or
+  as a miss when its target passed unmet: a running clock whose `due_at` passed in the period, or a
+  paused or cancelled one breached in the period (`breached_at`). Each clock counts once in any report:
+  a running clock that is met later moves to the period it was met in.
+- **CSAT**: the share of ratings 4-5 among surveys rated in the period. **Response rate**: of the surveys
+  sent in the period (withdrawn ones left out: a reopen cancelled them), the share that were rated.
+- **promises kept**: of the promises due in the period (cancelled ones left out), the share kept on
+  time: kept, never broken (`broken_at`: kept late counts as broken). Open ones past due are broken.
+- **reopen rate**: of the tickets resolved in the period, the share reopened (a `status` event from
+  `resolved` to `open`) after their first resolution in the period, whenever that reopen happened.
+- **per agent**: a ticket counts for its assignee (`Ticket.assignee_id`: tickets carry their current
+  owner), for recognition: tickets resolved, median first response, CSAT.
+
+Filters: `queue` keeps tickets now in that queue, `agent_id` tickets now assigned to that agent; clocks,
+promises, surveys and events follow their ticket. Records whose ticket is not in `ReportData.tickets`
+count only without filters, and durations need their ticket (for its queue's hours), so the caller
+should gather every ticket a record refers to. Empty figures are None, never zero: "no data" is not
+"0%".
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from bot.domain import (
+    ClockState,
+    Metric,
+    Promise,
+    PromiseState,
+    SlaClock,
+    Status,
+    Survey,
+    SurveyState,
+    Ticket,
+    TimelineEvent,
+)
+from bot.hours import BusinessHours
+
+TEXT_LIMIT = 2000
+"""Discord's message limit, the smallest of the platforms': a summary always fits one message."""
+PAUSED_WHILE_WAITING = (Metric.RESOLUTION, Metric.UPDATE)
+METRIC_WORDS = {
+    Metric.FIRST_RESPONSE: "first response",
+    Metric.NEXT_REPLY: "next reply",
+    Metric.UPDATE: "update",
+    Metric.RESOLUTION: "resolution",
+}
+_NAME_LIMIT = 40
+_TITLE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """The raw material for one period, gathered by the caller: tickets opened or resolved in it or still
+    open (and any other ticket a record below refers to), with their clocks, promises, surveys and
+    timeline events, and the agents' display names by id."""
+
+    tickets: Sequence[Ticket]
+    clocks: Sequence[SlaClock] = ()
+    promises: Sequence[Promise] = ()
+    surveys: Sequence[Survey] = ()
+    events: Sequence[TimelineEvent] = ()
+    agents: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """`part` of `whole`, kept as counts so a summary can say "8 of 10"; no share when nothing counted."""
+
+    part: int
+    whole: int
+
+    @property
+    def share(self) -> float | None:
+        return self.part / self.whole if self.whole else None
+
+    @property
+    def percent(self) -> float | None:
+        share = self.share
+        return None if share is None else 100 * share
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Durations measured in a period: how many, their median and their p90 (None when there are none)."""
+
+    count: int
+    median: timedelta | None
+    p90: timedelta | None
+
+    @classmethod
+    def of(cls, values: Iterable[timedelta]) -> Spread:
+        ordered = sorted(values)
+        return cls(len(ordered), median(ordered), p90(ordered))
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """One agent's period, for recognition."""
+
+    agent_id: int
+    name: str
+    resolved: int
+    first_response: Spread
+    csat: Ratio
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The figures of one period (see the module's docstring for each definition)."""
+
+    start: datetime
+    end: datetime
+    queue: str | None
+    agent_id: int | None
+    opened: int
+    resolved: int
+    first_response: Spread
+    resolution: Spread
+    sla: Mapping[Metric, Ratio]
+    csat: Ratio
+    response: Ratio
+    promises: Ratio
+    reopens: Ratio
+    agents: tuple[AgentRow, ...]
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    """One local day for the chart: volume, median first response in hours, CSAT share (0-1)."""
+
+    day: date
+    opened: int
+    resolved: int
+    first_response_hours: float | None
+    csat: float | None
+
+
+# --- averages ------------------------------------------------------------------------------------------
+
+
+def median(values: Sequence[timedelta]) -> timedelta | None:
+    """The middle value; of an even count, the mean of the two middle ones. None when empty."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return None
+    if n % 2:
+        return ordered[n // 2]
+    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def p90(values: Sequence[timedelta]) -> timedelta | None:
+    """Nearest rank: the smallest value with at least 90% of values at or below it. None when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[math.ceil(0.9 * len(ordered)) - 1]
+
+
+# --- the figures ---------------------------------------------------------------------------------------
+
+
+class _View:
+    """The data seen through the filters, indexed by ticket number, with each queue's hours looked up
+    once."""
+
+    def __init__(
+        self,
+        data: ReportData,
+        hours_for: Callable[[str], BusinessHours],
+        queue: str | None,
+        agent_id: int | None,
+    ) -> None:
+        self.data = data
+        self.queue = queue
+        self.agent_id = agent_id
+        self.tickets = {t.number: t for t in data.tickets if t.number is not None}
+        self._hours_for = hours_for
+        self._hours: dict[str, BusinessHours] = {}
+        self.history: dict[int, list[TimelineEvent]] = defaultdict(list)
+        for event in sorted(data.events, key=lambda e: e.at):
+            if event.action == "status":
+                self.history[event.ticket_number].append(event)
+
+    def keeps(self, number: int) -> bool:
+        ticket = self.tickets.get(number)
+        if ticket is None:
+            return self.queue is None and self.agent_id is None
+        if self.queue is not None and ticket.queue != self.queue:
+            return False
+        return self.agent_id is None or ticket.assignee_id == self.agent_id
+
+    def hours(self, ticket: Ticket) -> BusinessHours:
+        if ticket.queue not in self._hours:
+            self._hours[ticket.queue] = self._hours_for(ticket.queue)
+        return self._hours[ticket.queue]
+
+    def resolutions(self, number: int) -> list[datetime]:
+        """Every moment the ticket was resolved that the data shows."""
+        moments = [
+            e.at for e in self.history.get(number, []) if _word(e.detail.get("new")) == Status.RESOLVED
+        ]
+        ticket = self.tickets.get(number)
+        if ticket is not None and ticket.resolved_at is not None and ticket.resolved_at not in moments:
+            moments.append(ticket.resolved_at)
+        return sorted(moments)
+
+    def reopens(self, number: int) -> list[datetime]:
+        return [
+            e.at
+            for e in self.history.get(number, [])
+            if _word(e.detail.get("old")) == Status.RESOLVED and _word(e.detail.get("new")) == Status.OPEN
+        ]
+
+    def status_before(self, number: int, moment: datetime) -> str | None:
+        """The status just before `moment`: a change at that very moment tells what it changed from."""
+        status = None
+        for event in self.history.get(number, []):
+            if event.at < moment:
+                status = _word(event.detail.get("new"))
+            elif event.at == moment:
+                return _word(event.detail.get("old"))
+            else:
+                break
+        return status
+
+    def elapsed(self, clock: SlaClock) -> timedelta | None:
+        """Business time a met clock ran, excluding paused spells; None without its ticket or met time."""
+        ticket = self.tickets.get(clock.ticket_number)
+        if ticket is None or clock.met_at is None:
+            return None
+        if (
+            clock.metric in PAUSED_WHILE_WAITING
+            and self.status_before(clock.ticket_number, clock.met_at) == Status.WAITING_ON_CUSTOMER
+        ):
+            return clock.consumed  # met while paused: the time since resumed_at was already counted
+        return clock.consumed + self.hours(ticket).between(clock.resumed_at, clock.met_at)
+
+
+def _word(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _within(moment: datetime | None, start: datetime, end: datetime) -> bool:
+    return moment is not None and start <= moment < end
+
+
+def compute(
+    data: ReportData,
+    start: datetime,
+    end: datetime,
+    hours_for: Callable[[str], BusinessHours],
+    queue: str | None = None,
+    agent_id: int | None = None,
+    *,
+    now: datetime | None = None,
+) -> Stats:
+    """The period's figures as defined in the module's docstring.
+
+    `now` (default `end`) is when the report is made: in a period that has not ended yet, running clocks
+    and open promises due after it have not been missed yet.
+    """
+    view = _View(data, hours_for, queue, agent_id)
+    until = end if now is None else min(end, now)
+    kept_tickets = [t for t in data.tickets if t.number is not None and view.keeps(t.number)]
+    opened = sum(1 for t in kept_tickets if _within(t.created_at, start, end))
+
+    numbers = {t.number for t in kept_tickets if t.number is not None}
+    numbers |= {e.ticket_number for e in data.events if view.keeps(e.ticket_number)}
+    resolved_at: dict[int, datetime] = {}  # each ticket's first resolution in the period
+    for number in numbers:
+        found = [m for m in view.resolutions(number) if _within(m, start, end)]
+        if found:
+            resolved_at[number] = found[0]
+    reopened = sum(1 for n, first in resolved_at.items() if any(m > first for m in view.reopens(n)))
+
+    first_responses: dict[int, timedelta] = {}
+    resolutions: list[timedelta] = []
+    sla_parts = {metric: [0, 0] for metric in Metric}
+    for clock in data.clocks:
+        if not view.keeps(clock.ticket_number):
+            continue
+        if clock.state is ClockState.MET:
+            if not _within(clock.met_at, start, end):
+                continue
+            sla_parts[clock.metric][1] += 1
+            sla_parts[clock.metric][0] += clock.breached_at is None
+            elapsed = view.elapsed(clock)
+            if elapsed is None:
+                continue
+            if clock.metric is Metric.FIRST_RESPONSE and clock.cycle == 1:
+                first_responses[clock.ticket_number] = elapsed
+            elif clock.metric is Metric.RESOLUTION:
+                resolutions.append(elapsed)
+        else:
+            missed_at = clock.breached_at or (clock.due_at if clock.running else None)
+            if _within(missed_at, start, until):
+                sla_parts[clock.metric][1] += 1
+
+    rated = [s for s in data.surveys if view.keeps(s.ticket_number) and _rated_within(s, start, end)]
+    sent = [
+        s
+        for s in data.surveys
+        if view.keeps(s.ticket_number)
+        and _within(s.sent_at, start, end)
+        and s.state is not SurveyState.WITHDRAWN
+    ]
+    due = [
+        p
+        for p in data.promises
+        if view.keeps(p.ticket_number)
+        and _within(p.due_at, start, until)
+        and p.state is not PromiseState.CANCELLED
+    ]
+    return Stats(
+        start=start,
+        end=end,
+        queue=queue,
+        agent_id=agent_id,
+        opened=opened,
+        resolved=len(resolved_at),
+        first_response=Spread.of(first_responses.values()),
+        resolution=Spread.of(resolutions),
+        sla={metric: Ratio(part, whole) for metric, (part, whole) in sla_parts.items()},
+        csat=_csat(rated),
+        response=Ratio(sum(1 for s in sent if s.rating is not None), len(sent)),
+        promises=Ratio(sum(1 for p in due if _kept_on_time(p)), len(due)),
+        reopens=Ratio(reopened, len(resolved_at)),
+        agents=_agent_rows(view, resolved_at, first_responses, rated),
+    )
+
+
+def _rated_within(survey: Survey, start: datetime, end: datetime) -> bool:
+    return survey.rating is not None and _within(survey.rated_at, start, end)
+
+
+def _csat(rated: Iterable[Survey]) -> Ratio:
+    ratings = [s.rating for s in rated if s.rating is not None]
+    return Ratio(sum(1 for r in ratings if r >= 4), len(ratings))
+
+
+def _kept_on_time(promise: Promise) -> bool:
+    if promise.state is not PromiseState.KEPT or promise.broken_at is not None:
+        return False
+    return promise.kept_at is None or promise.kept_at <= promise.due_at
+
+
+def _agent_rows(
+    view: _View,
+    resolved_at: Mapping[int, datetime],
+    first_responses: Mapping[int, timedelta],
+    rated: Sequence[Survey],
+) -> tuple[AgentRow, ...]:
+    """Each assignee's resolved tickets, first responses and ratings; busiest first."""
+
+    def owner(number: int) -> int | None:
+        ticket = view.tickets.get(number)
+        return ticket.assignee_id if ticket is not None else None
+
+    resolved: dict[int, int] = defaultdict(int)
+    responses: dict[int, list[timedelta]] = defaultdict(list)
+    surveys: dict[int, list[Survey]] = defaultdict(list)
+    for number in resolved_at:
+        if (agent := owner(number)) is not None:
+            resolved[agent] += 1
+    for number, elapsed in first_responses.items():
+        if (agent := owner(number)) is not None:
+            responses[agent].append(elapsed)
+    for survey in rated:
+        if (agent := owner(survey.ticket_number)) is not None:
+            surveys[agent].append(survey)
+    names = view.data.agents
+    rows = [
+        AgentRow(
+            agent,
+            names.get(agent, f"agent {agent}"),
+            resolved.get(agent, 0),
+            Spread.of(responses.get(agent, [])),
+            _csat(surveys.get(agent, [])),
+        )
+        for agent in set(resolved) | set(responses) | set(surveys)
+    ]
+    rows.sort(key=lambda r: (-r.resolved, -(r.csat.share or 0), r.name.casefold(), r.agent_id))
+    return tuple(rows)
+
+
+def daily(
+    data: ReportData,
+    start: datetime,
+    end: datetime,
+    hours_for: Callable[[str], BusinessHours],
+    zone: tzinfo,
+    queue: str | None = None,
+    agent_id: int | None = None,
+) -> list[DayPoint]:
+    """One point per local day in `zone` (the queue's, so days break at the desk's midnight) from the day
+    `start` falls on to the day before `end`, the first and last cut to the period."""
+    if end <= start:
+        return []
+    points = []
+    day = start.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    while day <= last:
+        following = day + timedelta(days=1)
+        lo = max(start, _midnight(day, zone))
+        hi = min(end, _midnight(following, zone))
+        stats = compute(data, lo, hi, hours_for, queue, agent_id)
+        median_fr = stats.first_response.median
+        points.append(
+            DayPoint(
+                day,
+                stats.opened,
+                stats.resolved,
+                None if median_fr is None else median_fr / timedelta(hours=1),
+                stats.csat.share,
+            )
+        )
+        day = following
+    return points
+
+
+def _midnight(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+# --- words ---------------------------------------------------------------------------------------------
+
+
+def hm(delta: timedelta | None) -> str:
+    """Business time in hours and minutes (`45m`, `1h12m`, `41h`): days would suggest calendar days."""
+    if delta is None:
+        return "—"
+    minutes = round(delta / timedelta(minutes=1))
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes}m"
+    return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+
+
+def _pct(ratio: Ratio) -> str:
+    percent = ratio.percent
+    if percent is None:
+        return "— (0)"
+    return f"{round(percent)}% ({ratio.part}/{ratio.whole})"
+
+
+def _spread(name: str, spread: Spread) -> str:
+    if not spread.count:
+        return f"{name}: none"
+    return f"{name} median {hm(spread.median)}, p90 {hm(spread.p90)} (n={spread.count})"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_text(stats: Stats, title: str) -> str:
+    """A dense summary staff read at a glance, one figure group a line, at most 2,000 characters (it
+    fits a Discord message); agents are listed busiest first while they fit."""
+    sla = " · ".join(f"{METRIC_WORDS[m]} {_pct(stats.sla[m])}" for m in Metric)
+    lines = [
+        f"{_clip(' '.join(title.split()), _TITLE_LIMIT)}: {stats.opened} opened, {stats.resolved} resolved",
+        f"{_spread('First response', stats.first_response)} · {_spread('resolution', stats.resolution)}"
+        " (business hours)",
+        f"SLA met: {sla}",
+        f"CSAT (rated 4-5) {_pct(stats.csat)} · survey response rate {_pct(stats.response)}",
+        f"Promises kept on time {_pct(stats.promises)} · reopened {_pct(stats.reopens)}",
+    ]
+    text = "\n".join(lines)
+    if not stats.agents:
+        return text
+    text += "\nBy agent:"
+    for shown, row in enumerate(stats.agents):
+        line = (
+            f"\n• {_clip(row.name, _NAME_LIMIT)}: {row.resolved} resolved, first response "
+            f"{hm(row.first_response.median)}, CSAT {_pct(row.csat)}"
+        )
+        more = len(stats.agents) - shown - 1
+        tail = f"\n…and {more} more" if more else ""
+        if len(text) + len(line) + len(tail) > TEXT_LIMIT:
+            return text + f"\n…and {len(stats.agents) - shown} more"
+        text += line
+    return text
+
+
+# --- the chart -----------------------------------------------------------------------------------------
+
+
+def chart_png(points: Sequence[DayPoint], title: str, width_px: int = 1200, height_px: int = 800) -> bytes:
+    """Two panels as a PNG of exactly `width_px` x `height_px`: daily volume as bars with the median
+    first response as a line on a second axis, and the CSAT trend. Drawn with Agg through the Figure API
+    (no pyplot, no display, no global backend switch), so it runs in a bot process without a screen."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    FigureCanvasAgg(figure)
+    figure.suptitle(_clip(" ".join(title.split()), 120))
+    volume, satisfaction = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    xs = list(range(len(points)))
+    nan = float("nan")
+
+    width = 0.4
+    volume.bar(
+        [x - width / 2 for x in xs], [p.opened for p in points], width, label="opened", color="#4C72B0"
+    )
+    volume.bar(
+        [x + width / 2 for x in xs], [p.resolved for p in points], width, label="resolved", color="#55A868"
+    )
+    volume.set_ylabel("tickets")
+    response = volume.twinx()
+    hours = [nan if p.first_response_hours is None else p.first_response_hours for p in points]
+    response.plot(xs, hours, color="#C44E52", marker="o", label="median first response")
+    response.set_ylabel("first response (business hours)")
+    response.set_ylim(bottom=0)
+    volume.set_ylim(bottom=0)
+    handles = volume.get_legend_handles_labels()[0] + response.get_legend_handles_labels()[0]
+    if points:
+        volume.legend(handles=handles, loc="upper left", fontsize="small")
+    volume.set_title("Daily volume and median first response", fontsize="medium")
+
+    csat = [nan if p.csat is None else 100 * p.csat for p in points]
+    satisfaction.plot(xs, csat, color="#8172B2", marker="o")
+    satisfaction.set_ylim(0, 105)
+    satisfaction.set_ylabel("CSAT: % rated 4-5")
+    satisfaction.set_title("Customer satisfaction", fontsize="medium")
+    satisfaction.grid(axis="y", alpha=0.3)
+
+    if points:
+        step = max(1, math.ceil(len(points) / 14))
+        ticks = xs[::step]
+        satisfaction.set_xticks(ticks, [points[x].day.strftime("%d %b") for x in ticks])
+        satisfaction.set_xlim(-0.6, len(points) - 0.4)
+    else:
+        for axes in (volume, satisfaction):
+            axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes, color="grey")
+        satisfaction.set_xticks([])
+    figure.subplots_adjust(left=0.08, right=0.92, top=0.9, bottom=0.08, hspace=0.3)
+
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=dpi)
+    return out.getvalue()
