@@ -312,13 +312,13 @@ def compute(
                 continue
             sla_parts[clock.metric][1] += 1
             sla_parts[clock.metric][0] += clock.breached_at is None
-            elapsed = view.elapsed(clock)
-            if elapsed is None:
-                continue
-            if clock.metric is Metric.FIRST_RESPONSE and clock.cycle == 1:
-                first_responses[clock.ticket_number] = elapsed
-            elif clock.metric is Metric.RESOLUTION:
-                resolutions.append(elapsed)
+            first = clock.metric is Metric.FIRST_RESPONSE and clock.cycle == 1
+            if first or clock.metric is Metric.RESOLUTION:
+                elapsed = view.elapsed(clock)
+                if elapsed is not None and first:
+                    first_responses[clock.ticket_number] = elapsed
+                elif elapsed is not None:
+                    resolutions.append(elapsed)
         else:
             missed_at = clock.breached_at or (clock.due_at if clock.running else None)
             if _within(missed_at, start, until):
@@ -519,6 +519,7 @@ def chart_png(points: Sequence[DayPoint], title: str, width_px: int = 1200, heig
     (no pyplot, no display, no global backend switch), so it runs in a bot process without a screen."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     dpi = 100
     figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
@@ -541,15 +542,17 @@ def chart_png(points: Sequence[DayPoint], title: str, width_px: int = 1200, heig
     response.plot(xs, hours, color="#C44E52", marker="o", label="median first response")
     response.set_ylabel("first response (business hours)")
     response.set_ylim(bottom=0)
-    volume.set_ylim(bottom=0)
+    tallest = max((max(p.opened, p.resolved) for p in points), default=0)
+    volume.set_ylim(0, max(tallest, 1) * 1.3)  # headroom for the legend
+    volume.yaxis.set_major_locator(MaxNLocator(integer=True))
     handles = volume.get_legend_handles_labels()[0] + response.get_legend_handles_labels()[0]
     if points:
-        volume.legend(handles=handles, loc="upper left", fontsize="small")
+        volume.legend(handles=handles, loc="upper right", ncols=3, fontsize="small")
     volume.set_title("Daily volume and median first response", fontsize="medium")
 
     csat = [nan if p.csat is None else 100 * p.csat for p in points]
     satisfaction.plot(xs, csat, color="#8172B2", marker="o")
-    satisfaction.set_ylim(0, 105)
+    satisfaction.set_ylim(-5, 105)  # a day at 0% stays visible above the axis
     satisfaction.set_ylabel("CSAT: % rated 4-5")
     satisfaction.set_title("Customer satisfaction", fontsize="medium")
     satisfaction.grid(axis="y", alpha=0.3)
@@ -562,6 +565,8 @@ def chart_png(points: Sequence[DayPoint], title: str, width_px: int = 1200, heig
     else:
         for axes in (volume, satisfaction):
             axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes, color="grey")
+        for axes in (volume, response, satisfaction):
+            axes.set_yticks([])
         satisfaction.set_xticks([])
     figure.subplots_adjust(left=0.08, right=0.92, top=0.9, bottom=0.08, hspace=0.3)
 
