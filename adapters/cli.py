@@ -1,4 +1,4 @@
-"""The `relaydesk` command: `console`, `run`, `db upgrade`, `policy check|due`, `customer export|forget`."""
+"""The `relaydesk` program: `console`, `run`, `db upgrade`, `policy`, `report`, `customer export|forget`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters.bootstrap import StartupError, build, migrate
@@ -17,10 +17,11 @@ from adapters.console.desk import ConsoleDesk, stdin_lines
 from adapters.discord.config import DiscordSettings
 from adapters.router import Adapter, Router
 from adapters.slack.config import SlackSettings
-from bot import data_rights, standards
+from bot import data_rights, reports, standards
 from bot.clock import OffsetClock, SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Priority, TicketKind
+from bot.durations import format_duration, parse_duration
 from bot.policy import Policy, PolicyError, load_policy
 from bot.scheduling import DueWorkScheduler
 
@@ -64,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     due_parser.add_argument(
         "--priority", choices=[p.value for p in Priority], help="the kind's default when left out"
     )
+    report_parser = commands.add_parser(
+        "report", help="the figures for a period, and a PNG chart of its days"
+    )
+    report_parser.add_argument("--since", default="30d", type=_period, help="how far back: 7d, 30d, 24h")
+    report_parser.add_argument("--queue", help="one queue only")
+    report_parser.add_argument("--out", type=Path, help="write the chart (PNG) to this file")
     discord_parser = commands.add_parser("discord", help="Discord set-up helpers")
     discord_commands = discord_parser.add_subparsers(dest="discord_command", required=True)
     discord_commands.add_parser("invite-url", help="print the bot's invite URL with exactly its permissions")
@@ -84,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "customer":
             return asyncio.run(customer_rights(settings, args))
+        if args.command == "report":
+            return asyncio.run(report(settings, args))
         return asyncio.run(run_adapters(settings))
     except (ConfigError, PolicyError, StartupError) as error:
         print(f"relaydesk: cannot start: {error}", file=sys.stderr)
@@ -108,6 +117,41 @@ def policy_answer(policy: Policy, args: argparse.Namespace) -> int:
     for metric, due in standards.due_times(policy, args.at, queue, kind, priority):
         print(f"{metric} {due.isoformat()}")
     return 0
+
+
+async def report(settings: Settings, args: argparse.Namespace) -> int:
+    """`relaydesk report`: the period's figures on standard output, and the chart when --out is given."""
+    clock = SystemClock()
+    runtime = await build(settings, clock)
+    try:
+        if args.queue and runtime.policy.queue(args.queue) is None:
+            print(f"relaydesk: there is no queue '{args.queue}'", file=sys.stderr)
+            return 1
+        end = clock.now()
+        stats, days = await runtime.desk.report(end - args.since, end, args.queue)
+        title = f"Last {format_duration(args.since)}" + (f" · {args.queue}" if args.queue else "")
+        print(reports.render_text(stats, title))
+        if args.out is not None:
+            chart = await asyncio.to_thread(reports.chart_png, days, title)
+            try:
+                await asyncio.to_thread(args.out.write_bytes, chart)
+            except OSError as error:
+                print(f"relaydesk: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
+                return 1
+            print(f"Wrote the chart to {args.out}.", file=sys.stderr)
+        return 0
+    finally:
+        await runtime.close()
+
+
+def _period(text: str) -> timedelta:
+    try:
+        period = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if period <= timedelta(0):
+        raise argparse.ArgumentTypeError("the period must be longer than zero")
+    return period
 
 
 def _moment(text: str) -> datetime:

@@ -7,6 +7,7 @@ Adapters build `IncomingMessage` from platform events; the grammar builds the re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.domain import Priority, Role
 from bot.messages import Conversation, Person
@@ -186,6 +187,15 @@ class Kept(TicketCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class ShowStats:
+    """`/ticket stats [period] [queue|@agent]`: the figures for a period (the last 7 days by default)."""
+
+    period: timedelta = timedelta(days=7)
+    queue: str | None = None
+    agent: AgentMention | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AddSnippet:
     """Save a new snippet for every agent to use."""
 
@@ -242,6 +252,7 @@ Command = (
     | Transcript
     | MakePromise
     | Kept
+    | ShowStats
     | AddSnippet
     | ListSnippets
     | ListQueue

@@ -13,7 +13,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from bot import packet as packets
-from bot import profiles, transcript, voice
+from bot import profiles, reports, transcript, voice
 from bot.checkins import SWEEP_BATCH, Checkins, customer_zone
 from bot.clock import Clock
 from bot.commands import (
@@ -44,6 +44,7 @@ from bot.commands import (
     SetPriority,
     Show,
     ShowCustomer,
+    ShowStats,
     Snippet,
     TicketCommand,
     Transcript,
@@ -73,6 +74,7 @@ from bot.domain import (
 )
 from bot.grammar import ParseError, help_text, parse
 from bot.messages import (
+    Attachment,
     Conversation,
     CustomerMessage,
     Handover,
@@ -113,6 +115,7 @@ PROFILE_CHARS = 4000
 PROFILE_NOTE_LIMIT = 1000
 INCENTIVE_LIMIT = 400
 PROMISE_LIMIT = 300
+REPORT_TICKETS = 100_000
 PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 CONFLICT_RETRIES = 3
 
@@ -413,6 +416,9 @@ class Desk:
             return
         if isinstance(command, Link):
             await self._link(work, actor, command)
+            return
+        if isinstance(command, ShowStats):
+            await self._stats(work, actor, command)
             return
         assert isinstance(command, TicketCommand)
         ticket = await self._ticket_for(work, actor, command, conversation)
@@ -1139,6 +1145,63 @@ class Desk:
 
     async def _snippet_names(self, work: _Work) -> list[str]:
         return sorted({*self.policy.snippets, *await work.uow.snippets.names()})
+
+    async def report(
+        self, start: datetime, end: datetime, queue: str | None = None, agent_id: int | None = None
+    ) -> tuple[reports.Stats, list[reports.DayPoint]]:
+        """The figures for a period and its days, for `relaydesk report` and `/ticket stats`."""
+
+        async def gather(work: _Work) -> tuple[reports.Stats, list[reports.DayPoint]]:
+            return await self._figures(work, start, end, queue, agent_id)
+
+        return await self._read(gather)
+
+    async def _figures(
+        self, work: _Work, start: datetime, end: datetime, queue: str | None, agent_id: int | None
+    ) -> tuple[reports.Stats, list[reports.DayPoint]]:
+        uow = work.uow
+        tickets = {t.number: t for t in await uow.tickets.touched_between(start, end, REPORT_TICKETS)}
+        surveys = await uow.surveys.touched_between(start, end)
+        for number in {s.ticket_number for s in surveys} - tickets.keys():
+            ticket = await uow.tickets.get(number)
+            if ticket is not None:
+                tickets[number] = ticket
+        numbers = [n for n in tickets if n is not None]
+        names: dict[int, str] = {}
+        for ticket in tickets.values():
+            if ticket.assignee_id is not None and ticket.assignee_id not in names:
+                agent = await uow.agents.get(ticket.assignee_id)
+                names[ticket.assignee_id] = agent.display_name if agent else "?"
+        data = reports.ReportData(
+            tickets=list(tickets.values()),
+            clocks=await uow.clocks.for_tickets(numbers),
+            promises=await uow.promises.for_tickets(numbers),
+            surveys=surveys,
+            events=await uow.timeline.for_tickets(numbers),
+            agents=names,
+        )
+        hours_for = self.policy.hours_for
+        stats = reports.compute(data, start, end, hours_for, queue, agent_id, now=work.now)
+        zone = hours_for(queue or self.policy.default_queue).zone
+        return stats, reports.daily(data, start, end, hours_for, zone, queue, agent_id)
+
+    async def _stats(self, work: _Work, actor: Actor, command: ShowStats) -> None:
+        """The figures for the asking agent, with a chart of the days."""
+        if command.queue and self.policy.queue(command.queue) is None:
+            names = [q.name for q in self.policy.queues]
+            raise Refusal(_private(actor, voice.unknown_queue(command.queue, names)))
+        agent = None
+        if command.agent is not None:
+            agent = await work.uow.agents.find(actor.person.platform, command.agent.key)
+            if agent is None:
+                raise Refusal(_private(actor, voice.unknown_agent(command.agent.key)))
+        start = work.now - command.period
+        stats, days = await self._figures(work, start, work.now, command.queue, agent.id if agent else None)
+        title = voice.stats_title(command.period, command.queue, agent.display_name if agent else None)
+        chart = reports.chart_png(days, title)
+        attachment = Attachment("relaydesk-stats.png", chart, "image/png")
+        text = reports.render_text(stats, title)
+        work.say(StaffMessage(ToAgent(actor.person), (text,), StaffKind.INFO, attachments=(attachment,)))
 
     async def _list_queue(self, work: _Work, actor: Actor, command: ListQueue) -> None:
         if command.queue and self.policy.queue(command.queue) is None:

@@ -6,6 +6,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.commands import (
     PROFILE_FIELDS,
@@ -35,11 +36,13 @@ from bot.commands import (
     SetPriority,
     Show,
     ShowCustomer,
+    ShowStats,
     Snippet,
     Transcript,
     Transfer,
 )
 from bot.domain import Priority
+from bot.durations import parse_duration
 from bot.policy import SNIPPET_ADD, snippet_name_problem
 from bot.when import WhenError, split_when
 
@@ -84,6 +87,10 @@ VERBS: dict[str, Verb] = {
         "promise the customer something by a time (2h, 16:00, tomorrow 10:00, fri); it is tracked",
     ),
     "kept": Verb("/ticket kept [#id] [n]", "mark a promise kept"),
+    "stats": Verb(
+        "/ticket stats [7d|30d|today] [queue|@agent]",
+        "the figures: volume, response and resolution times, SLA, CSAT, promises, per agent",
+    ),
     "queue": Verb("/ticket queue [name]", "list unclaimed tickets"),
     "mine": Verb("/ticket mine", "list the tickets you are working on"),
     "help": Verb("/ticket help [verb]", "this help"),
@@ -334,6 +341,29 @@ def _kept(rest: str, usage: str) -> Command:
     return Kept(ticket, int(word) if word else None)
 
 
+_PERIOD_WORDS = {"today": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
+
+
+def _stats(rest: str, usage: str) -> Command:
+    period, queue, agent = timedelta(days=7), None, None
+    for word in rest.split():
+        mention = _MENTION.fullmatch(word)
+        if mention:
+            agent = AgentMention(mention.group(1) or mention.group(2))
+        elif word.lower() in _PERIOD_WORDS:
+            period = _PERIOD_WORDS[word.lower()]
+        elif word[:1].isdigit():
+            try:
+                period = parse_duration(word)
+            except ValueError as error:
+                raise ParseError(str(error), usage) from None
+            if not timedelta(hours=1) <= period <= timedelta(days=400):
+                raise ParseError("A period runs from 1h to 400d.", usage)
+        else:
+            queue = word.lower()
+    return ShowStats(period, queue, agent)
+
+
 def _queue(rest: str, usage: str) -> Command:
     word, after = _split_first(rest)
     _no_more(after, usage)
@@ -370,6 +400,7 @@ _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "transcript": _only_ticket(Transcript),
     "promise": _promise,
     "kept": _kept,
+    "stats": _stats,
     "queue": _queue,
     "mine": _mine,
     "help": _help,

@@ -147,8 +147,13 @@ class Attachment:
     """A file for staff, such as a ticket's transcript: adapters upload it (or, on the console, save it)."""
 
     filename: str
-    content: str
+    content: str | bytes
     media_type: str
+
+    @property
+    def data(self) -> bytes:
+        """The file's bytes: text as UTF-8, binary (a chart) as it is."""
+        return self.content.encode("utf-8") if isinstance(self.content, str) else self.content
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,13 @@ def survey_done(customer_name: str) -> str:
     return f"Thanks, {customer_name}, we already have your rating."
 
 
+def stats_title(period: timedelta, queue: str | None, agent: str | None) -> str:
+    days = period.days
+    span = f"last {days} days" if days > 1 else ("last 24 hours" if days == 1 else f"last {period}")
+    scope = " · ".join(x for x in (queue, agent) if x)
+    return f"{span.capitalize()}{f' · {scope}' if scope else ''}"
+
+
 # --- agents: upset customers ------------------------------------------------------------------------
 
 

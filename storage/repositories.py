@@ -90,6 +90,11 @@ def is_unique_violation(error: IntegrityError) -> bool:
     return "UNIQUE" in str(error.orig).upper()
 
 
+def _chunks(numbers: list[int], size: int = 1000) -> list[list[int]]:
+    """IN lists of a size every database takes (SQLite's bound-parameter limit, PostgreSQL's planner)."""
+    return [numbers[i : i + size] for i in range(0, len(numbers), size)]
+
+
 class _Tracked(Generic[D, R]):
     """Maps rows to domain objects one-to-one and copies changes back on `sync()`."""
 
@@ -356,6 +361,14 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
             .with_for_update(skip_locked=True)
         )
 
+    async def touched_between(self, start: datetime, end: datetime, limit: int) -> list[Ticket]:
+        return await self._many(
+            select(TicketRow)
+            .where(TicketRow.created_at < end, TicketRow.updated_at >= start)
+            .order_by(TicketRow.number)
+            .limit(limit)
+        )
+
     async def for_customer(self, customer_id: int) -> list[Ticket]:
         return await self._many(
             select(TicketRow).where(TicketRow.customer_id == customer_id).order_by(TicketRow.number)
@@ -492,6 +505,19 @@ class SqlTimeline:
             TimelineEvent(row.ticket_number, row.action, row.actor_name, row.at, dict(row.detail), row.id)
             for row in rows
         ]
+
+    async def for_tickets(self, numbers: list[int]) -> list[TimelineEvent]:
+        await flush(self.session)
+        found: list[TimelineEvent] = []
+        for chunk in _chunks(numbers):
+            rows = await self.session.scalars(
+                select(TimelineRow).where(TimelineRow.ticket_number.in_(chunk)).order_by(TimelineRow.id)
+            )
+            found += [
+                TimelineEvent(row.ticket_number, row.action, row.actor_name, row.at, dict(row.detail), row.id)
+                for row in rows
+            ]
+        return found
 
     async def redact(self, event_id: int, actor_name: str, detail: dict[str, Any]) -> None:
         row = await self.session.get(TimelineRow, event_id)
@@ -639,11 +665,12 @@ class SqlClocks(_Tracked[SlaClock, SlaClockRow]):
         )
 
     async def for_tickets(self, numbers: list[int]) -> list[SlaClock]:
-        if not numbers:
-            return []
-        return await self._many(
-            select(SlaClockRow).where(SlaClockRow.ticket_number.in_(numbers)).order_by(SlaClockRow.id)
-        )
+        found: list[SlaClock] = []
+        for chunk in _chunks(numbers):
+            found += await self._many(
+                select(SlaClockRow).where(SlaClockRow.ticket_number.in_(chunk)).order_by(SlaClockRow.id)
+            )
+        return found
 
 
 class SqlPromises(_Tracked[Promise, PromiseRow]):
@@ -657,6 +684,12 @@ class SqlPromises(_Tracked[Promise, PromiseRow]):
         return await self._many(
             select(PromiseRow).where(PromiseRow.ticket_number == number).order_by(PromiseRow.number)
         )
+
+    async def for_tickets(self, numbers: list[int]) -> list[Promise]:
+        found: list[Promise] = []
+        for chunk in _chunks(numbers):
+            found += await self._many(select(PromiseRow).where(PromiseRow.ticket_number.in_(chunk)))
+        return found
 
     async def open_due_before(self, moment: datetime, limit: int) -> list[Promise]:
         return await self._many(
@@ -709,6 +742,11 @@ class SqlSurveys(_Tracked[Survey, SurveyRow]):
         return await self._many(
             select(SurveyRow).where(SurveyRow.ticket_number == number).order_by(SurveyRow.cycle)
         )
+
+    async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
+        sent = (SurveyRow.sent_at >= start) & (SurveyRow.sent_at < end)
+        rated = (SurveyRow.rated_at >= start) & (SurveyRow.rated_at < end)
+        return await self._many(select(SurveyRow).where(sent | rated).order_by(SurveyRow.id))
 
     async def latest_for_customer(self, customer_id: int) -> Survey | None:
         return await self._one(

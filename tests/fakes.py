@@ -399,6 +399,11 @@ class FakeTickets(_Repository):
         ]
         return sorted(found, key=lambda t: (t.resolved_at, t.number))[:limit]
 
+    async def touched_between(self, start: datetime, end: datetime, limit: int) -> list[Ticket]:
+        await _pause()
+        found = [t for _, t in sorted(self.rows.items()) if t.created_at < end and t.updated_at >= start]
+        return found[:limit]
+
     async def for_customer(self, customer_id: int) -> list[Ticket]:
         await _pause()
         return [t for _, t in sorted(self.rows.items()) if t.customer_id == customer_id]
@@ -485,6 +490,15 @@ class FakeTimeline(_Repository):
             if e.ticket_number == number
         ]
 
+    async def for_tickets(self, numbers: list[int]) -> list[TimelineEvent]:
+        await _pause()
+        wanted = set(numbers)
+        return [
+            dataclasses.replace(e, detail=dict(e.detail))
+            for _, e in sorted(self.rows.items())
+            if e.ticket_number in wanted
+        ]
+
     async def redact(self, event_id: int, actor_name: str, detail: dict[str, Any]) -> None:
         await _pause()
         event = self.rows[event_id]
@@ -567,6 +581,11 @@ class FakePromises(_Repository):
         await _pause()
         return sorted((p for p in self.rows.values() if p.ticket_number == number), key=lambda p: p.number)
 
+    async def for_tickets(self, numbers: list[int]) -> list[Promise]:
+        await _pause()
+        wanted = set(numbers)
+        return [p for _, p in sorted(self.rows.items()) if p.ticket_number in wanted]
+
     async def open_due_before(self, moment: datetime, limit: int) -> list[Promise]:
         await _pause()
         found = [p for p in self.rows.values() if p.state is PromiseState.OPEN and p.due_at <= moment]
@@ -612,6 +631,14 @@ class FakeSurveys(_Repository):
     async def for_ticket(self, number: int) -> list[Survey]:
         await _pause()
         return sorted((s for s in self.rows.values() if s.ticket_number == number), key=lambda s: s.cycle)
+
+    async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
+        await _pause()
+        return [
+            s
+            for _, s in sorted(self.rows.items())
+            if start <= s.sent_at < end or (s.rated_at is not None and start <= s.rated_at < end)
+        ]
 
     async def latest_for_customer(self, customer_id: int) -> Survey | None:
         await _pause()

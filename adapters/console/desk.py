@@ -131,7 +131,7 @@ class ConsoleDesk:
         """Write one file without ever replacing another; the line to print about it."""
         name = safe_filename(attachment.filename)
         try:
-            path = await asyncio.to_thread(_write_new_file, self._export_dir, name, attachment.content)
+            path = await asyncio.to_thread(_write_new_file, self._export_dir, name, attachment.data)
         except OSError as error:
             log.warning("console: cannot save %s in %s: %s", name, self._export_dir, error)
             return f"could not save {name} to {self._export_dir}: {error.strerror or error}"
@@ -235,7 +235,7 @@ def safe_filename(name: str) -> str:
     return base or "attachment"
 
 
-def _write_new_file(folder: Path, name: str, content: str) -> Path:
+def _write_new_file(folder: Path, name: str, content: bytes) -> Path:
     """Create `folder/name`, or `name-2`, `name-3`... when taken: exclusive creation, so not even a
     file appearing at the same moment is overwritten."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -243,7 +243,7 @@ def _write_new_file(folder: Path, name: str, content: str) -> Path:
     for copy in range(1, MAX_COPIES + 1):
         path = folder / (name if copy == 1 else f"{stem}-{copy}{suffix}")
         try:
-            with path.open("x", encoding="utf-8", newline="") as file:
+            with path.open("xb") as file:
                 file.write(content)
         except FileExistsError:
             continue
