@@ -655,7 +655,7 @@ class Desk:
             return False
         entries = await work.uow.entries.for_ticket(ticket.number)
         replies = [e.created_at for e in entries if e.kind is EntryKind.REPLY]
-        return not replies or max(upset) >= max(replies)
+        return not replies or max(upset) > max(replies)
 
     async def _customer_record(self, work: _Work, person: Person, kind: TicketKind) -> Customer:
         """The customer behind a platform identity, made on first contact. A verified email the platform
