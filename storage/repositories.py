@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -71,7 +71,8 @@ _PRIORITY_ORDER = case(
 
 
 async def flush(session: AsyncSession) -> None:
-    """Flush, reporting a lost race (a uniqueness rule, a stale version) as the core's Conflict."""
+    """Flush, reporting a lost race (a uniqueness rule, a stale version, a deadlock) as the core's
+    Conflict, so the desk runs the work again on fresh state."""
     try:
         await session.flush()
     except IntegrityError as error:
@@ -80,6 +81,19 @@ async def flush(session: AsyncSession) -> None:
         raise Conflict(str(error.orig)) from error
     except StaleDataError as error:
         raise Conflict(str(error)) from error
+    except DBAPIError as error:
+        if not is_lost_race(error):
+            raise
+        raise Conflict(str(error.orig)) from error
+
+
+RETRYABLE_STATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: two transactions crossed; one may retry."""
+
+
+def is_lost_race(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return sqlstate in RETRYABLE_STATES
 
 
 def is_unique_violation(error: IntegrityError) -> bool:
@@ -93,6 +107,16 @@ def is_unique_violation(error: IntegrityError) -> bool:
 def _chunks(numbers: list[int], size: int = 1000) -> list[list[int]]:
     """IN lists of a size every database takes (SQLite's bound-parameter limit, PostgreSQL's planner)."""
     return [numbers[i : i + size] for i in range(0, len(numbers), size)]
+
+
+async def _scalars(session: AsyncSession, statement: Any) -> Any:
+    """A query whose row locks (FOR UPDATE) may deadlock with another transaction: that is a Conflict."""
+    try:
+        return await session.scalars(statement)
+    except DBAPIError as error:
+        if not is_lost_race(error):
+            raise
+        raise Conflict(str(error.orig)) from error
 
 
 class _Tracked(Generic[D, R]):
@@ -132,11 +156,11 @@ class _Tracked(Generic[D, R]):
 
     async def _one(self, statement: Any) -> D | None:
         await self._settle()
-        return self._load((await self.session.scalars(statement.limit(1))).first())
+        return self._load((await _scalars(self.session, statement.limit(1))).first())
 
     async def _many(self, statement: Any) -> list[D]:
         await self._settle()
-        rows = (await self.session.scalars(statement)).all()
+        rows = (await _scalars(self.session, statement)).all()
         return [obj for obj in map(self._load, rows) if obj is not None]
 
     async def _settle(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -24,6 +24,7 @@ from storage.repositories import (
     SqlSurveys,
     SqlTickets,
     SqlTimeline,
+    is_lost_race,
     is_unique_violation,
 )
 
@@ -79,6 +80,11 @@ class SqlUnitOfWork:
         except StaleDataError as error:
             await self.session.rollback()
             raise Conflict(str(error)) from error
+        except DBAPIError as error:
+            await self.session.rollback()
+            if not is_lost_race(error):
+                raise
+            raise Conflict(str(error.orig)) from error
 
     async def rollback(self) -> None:
         await self.session.rollback()
