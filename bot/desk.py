@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -116,6 +116,7 @@ PROFILE_NOTE_LIMIT = 1000
 INCENTIVE_LIMIT = 400
 PROMISE_LIMIT = 300
 REPORT_TICKETS = 100_000
+WEEK = timedelta(days=7)
 PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 CONFLICT_RETRIES = 3
 
@@ -325,8 +326,17 @@ class Desk:
             mine = await work.uow.tickets.assigned_to(agent.id, LIST_LIMIT)
             unclaimed = await work.uow.tickets.unassigned(None, LIST_LIMIT)
             names = await self._customer_names(work, mine + unclaimed)
-            lines = [tuple(_line(t, names, work.now) for t in group) for group in (mine, unclaimed)]
-            return Overview(*lines)
+            mine_lines = tuple(_line(t, names, work.now) for t in mine)
+            unclaimed_lines = tuple(_line(t, names, work.now) for t in unclaimed)
+            week = work.now - WEEK
+            mine_stats, _ = await self._figures(work, week, work.now, None, agent.id)
+            team_stats, _ = await self._figures(work, week, work.now, None, None)
+            return Overview(
+                mine_lines,
+                unclaimed_lines,
+                my_week=reports.render_text(mine_stats, voice.stats_title(WEEK, None, agent.display_name)),
+                team_week=reports.render_text(team_stats, voice.stats_title(WEEK, None, None)),
+            )
 
         return await self._read(gather)
 

@@ -256,3 +256,7 @@ class Overview:
 
     mine: tuple[TicketLine, ...]
     unclaimed: tuple[TicketLine, ...]
+    my_week: str = ""
+    """The agent's own figures for the last 7 days, for recognition (the App Home shows them)."""
+    team_week: str = ""
+    """The whole team's last 7 days."""
