@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
-from bot.domain import AuditRecord, Customer, Entry, EntryKind, Identity, Ticket, TimelineEvent
+from bot.domain import AuditRecord, Customer, Entry, EntryKind, Identity, Survey, Ticket, TimelineEvent
 from bot.messages import InternalText
 from bot.ports import UnitOfWork
 
@@ -93,11 +93,13 @@ async def export(
             assignee = await uow.agents.get(ticket.assignee_id) if ticket.assignee_id is not None else None
             entries = await uow.entries.for_ticket(ticket.number)
             events = await uow.timeline.for_ticket(ticket.number)
+            surveys = await uow.surveys.for_ticket(ticket.number)
             tickets.append(
                 ticket_data(ticket, assignee.display_name if assignee else None)
                 | {
                     "entries": [entry_data(entry) for entry in entries],
                     "timeline": [event_data(event) for event in events],
+                    "surveys": [survey_data(survey) for survey in surveys],
                 }
             )
         data = {
@@ -186,6 +188,9 @@ async def forget(uow_factory: UowFactory, customer_ref: str, clock: Clock, actor
                     else await staff_or_forgotten(entry.author_name)
                 )
                 await uow.entries.redact(entry.id, ERASED, author)
+            for survey in await uow.surveys.for_ticket(ticket.number):
+                if survey.comment is not None:
+                    survey.comment = ERASED  # their words; the rating stays for the statistics
             for event in await uow.timeline.for_ticket(ticket.number):
                 assert event.id is not None
                 await uow.timeline.redact(
@@ -297,6 +302,16 @@ def entry_data(entry: Entry) -> dict[str, Any]:
         "at": _iso(entry.created_at),
         "platform": entry.platform,
         "message_id": entry.external_id,
+    }
+
+
+def survey_data(survey: Survey) -> dict[str, Any]:
+    return {
+        "sent_at": _iso(survey.sent_at),
+        "state": str(survey.state),
+        "rating": survey.rating,
+        "rated_at": _iso(survey.rated_at),
+        "comment": survey.comment,
     }
 
 

@@ -743,13 +743,21 @@ class Desk:
 
     async def _profile_view(self, work: _Work, customer: Customer, exclude: int | None) -> ProfileView:
         assert customer.id is not None
+        tickets = await work.uow.tickets.for_customer(customer.id)
+        ratings: dict[int, int] = {}
+        for ticket in tickets:
+            assert ticket.number is not None
+            rated = [s.rating for s in await work.uow.surveys.for_ticket(ticket.number) if s.rating]
+            if rated:
+                ratings[ticket.number] = rated[-1]
         return packets.profile_view(
             customer,
             await work.uow.customers.identities(customer.id),
             await work.uow.profiles.notes(customer.id),
             await work.uow.profiles.incentives(customer.id),
-            await work.uow.tickets.for_customer(customer.id),
+            tickets,
             exclude=exclude,
+            ratings=ratings,
         )
 
     async def _open_promises(self, work: _Work, ticket: Ticket) -> tuple[PromiseView, ...]:

@@ -13,7 +13,7 @@ satisfaction work fill them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -161,10 +161,13 @@ def profile_view(
     incentives: Sequence[Incentive],
     tickets: Sequence[Ticket],
     exclude: int | None = None,
+    ratings: Mapping[int, int] | None = None,
 ) -> ProfileView:
+    """`ratings`: each ticket's latest satisfaction rating, by ticket number."""
     assert customer.id is not None
+    ratings = ratings or {}
     past = tuple(
-        PastTicket(t.number, t.subject, STATUS_WORDS[t.status], t.created_at)
+        PastTicket(t.number, t.subject, STATUS_WORDS[t.status], t.created_at, ratings.get(t.number))
         for t in tickets
         if t.number is not None and t.number != exclude
     )
