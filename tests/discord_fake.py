@@ -12,14 +12,15 @@ Discord. The fake checks what Discord checks where a mistake would otherwise go 
 content of at most 2,000 characters; at most 10 embeds of at most 6,000 characters in all (title 256,
 description 4,096); at most 5 rows of 5 components, custom_ids of at most 100 characters; thread names of
 1-100 characters; one initial response per interaction (then 40060), follow-ups only once it was
-acknowledged; at most 10 files per message, each named in `payload_json.attachments` and within
-`attachment_size_limit` (10 MiB, else 413 with code 40005), as the interaction payloads announce; a modal
-of at most 5 components with a title of at most 45 characters; synced slash commands with valid lower
-case names, descriptions of 1-100 characters, at most 25 options (required before optional) and 25
-choices each, and at most 4,000 characters of names, descriptions and choices in all. `fail_next()`
-answers the next requests to a route with an error: a JSON error body with a code (403 with code 50007
-for a user who takes no DMs, say), or 429 with `retry_after` and the `Via` header discord.py looks for
-before it waits and retries.
+acknowledged (after a component's deferred update, type 6, or update, type 7, PATCH @original edits the
+component's own message in place); at most 10 files per message, each named in `payload_json.attachments`
+and within `attachment_size_limit` (10 MiB, else 413 with code 40005), as the interaction payloads
+announce; a modal of at most 5 components with a title of at most 45 characters; synced slash commands
+with valid lower case names, descriptions of 1-100 characters, at most 25 options (required before
+optional) and 25 choices each, and at most 4,000 characters of names, descriptions and choices in all.
+`fail_next()` answers the next requests to a route with an error: a JSON error body with a code (403 with
+code 50007 for a user who takes no DMs, say), or 429 with `retry_after` and the `Via` header discord.py
+looks for before it waits and retries.
 
 Gateway: `ready()`, `guild_create()`, `message_create()`, `message_update()`, `message_delete()`,
 `command()`, `autocomplete()`, `component()` and `modal_submit()` build dispatch payloads (the `d` of a
@@ -158,6 +159,7 @@ class Interaction:
     channel_id: int
     acknowledged: bool = False
     response_type: int | None = None
+    message_id: int | None = None  # a component's message: what @original is after an update (6, 7)
 
 
 @dataclass
@@ -384,6 +386,12 @@ class FakeDiscord:
         """Follow-up messages (of the interaction whose gateway payload is given)."""
         token = re.escape(payload["token"]) if payload else "[^/]+"
         return self.calls_to("POST", rf"/webhooks/{APP_ID}/{token}")
+
+    def edits(self, payload: dict[str, Any]) -> list[Call]:
+        """Edits of the interaction's original response (PATCH @original), of the interaction whose
+        gateway payload is given: after a component's update, edits of the component's message."""
+        token = re.escape(payload["token"])
+        return self.calls_to("PATCH", rf"/webhooks/{APP_ID}/{token}/messages/@original")
 
     def interaction_calls(self, payload: dict[str, Any]) -> list[Call]:
         """Everything sent in answer to one interaction: its callback, follow-ups and edits."""
@@ -826,11 +834,26 @@ class FakeDiscord:
         return 204, None
 
     def _edit_original(self, body: Any, query: Any, app: str, token: str) -> tuple[int, Any]:
+        """PATCH @original: the interaction's response message; after a component's update (callback
+        type 6 or 7) that is the message the component is on, which is changed in place (the fields
+        given, as Discord does: `components: []` removes the buttons)."""
         interaction = self._by_token(app, token)
         if not interaction.acknowledged:
             raise _Refused(404, 10015, "Unknown Webhook")
         body = body or {}
         _check_message(body, allow_empty=True)
+        if interaction.message_id is not None and interaction.response_type in (6, 7):
+            stored = self.messages.get(interaction.message_id)
+            if stored is None:
+                raise _Refused(404, 10008, "Unknown Message")
+            if "content" in body:
+                stored["content"] = str(body["content"] or "")
+            if "embeds" in body:
+                stored["embeds"] = [_stored_embed(e) for e in body["embeds"] or []]
+            if "components" in body:
+                stored["components"] = [_stored_component(c) for c in body["components"] or []]
+            stored["edited_timestamp"] = _now()
+            return 200, stored
         message = self._message(
             interaction.channel_id,
             self.users[BOT_USER_ID],
@@ -1077,7 +1100,10 @@ class FakeDiscord:
         interaction_id = self.snowflake()
         token = f"aW50ZXJhY3Rpb246{interaction_id}:fake-token"
         channel = dict(self._channel(channel_id))
-        self.interactions[interaction_id] = Interaction(interaction_id, token, kind, user_id, channel_id)
+        message_id = int(message["id"]) if message is not None else None
+        self.interactions[interaction_id] = Interaction(
+            interaction_id, token, kind, user_id, channel_id, message_id=message_id
+        )
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(APP_ID),

@@ -9,7 +9,8 @@ As on Slack, one response_url takes at most five messages; later ones are refuse
 
 The fake checks what Slack checks where a mistake would otherwise go unnoticed: the token, required
 arguments, and the Block Kit limits (50 blocks per message, 100 per view, 3,000 characters per section,
-24 per modal title). It can be told to answer the next calls of a method with HTTP 429 (`Retry-After`) or
+24 per modal title, 25 elements per actions block, action_ids unique within a block, 75 characters per
+button label). It can be told to answer the next calls of a method with HTTP 429 (`Retry-After`) or
 HTTP 500, as Slack does under load.
 
 Files are uploaded as Slack's Web API takes them since files.upload was retired:
@@ -64,6 +65,8 @@ VIEW_BLOCKS_MAX = 100
 SECTION_TEXT_MAX = 3_000
 HEADER_TEXT_MAX = 150
 MODAL_TITLE_MAX = 24
+ACTIONS_ELEMENTS_MAX = 25
+BUTTON_TEXT_MAX = 75
 RESPONSE_URL_USES = 5
 UPLOAD_MAX = 1024**3
 """Slack takes files of up to 1 GB."""
@@ -734,7 +737,20 @@ def _check_blocks(blocks: Iterable[dict[str, Any]], most: int) -> str | None:
             return f"must be less than {SECTION_TEXT_MAX + 1} characters [json-pointer:/blocks/{i}/text/text]"
         if kind == "header" and len(text) > HEADER_TEXT_MAX:
             return f"must be less than {HEADER_TEXT_MAX + 1} characters [json-pointer:/blocks/{i}/text/text]"
-        for element in block.get("elements") or []:
+        elements = block.get("elements") or []
+        action_ids: set[str] = set()  # an action_id is unique within its block
+        if kind == "actions" and not 0 < len(elements) <= ACTIONS_ELEMENTS_MAX:
+            return f"must have 1-{ACTIONS_ELEMENTS_MAX} elements [json-pointer:/blocks/{i}/elements]"
+        for j, element in enumerate(elements):
             if element.get("type") == "button" and len(str(element.get("value", ""))) > 2000:
                 return f"button value too long [json-pointer:/blocks/{i}]"
+            label = ((element.get("text") or {}) if element.get("type") == "button" else {}).get("text", "")
+            if len(str(label)) > BUTTON_TEXT_MAX:
+                where = f"/blocks/{i}/elements/{j}/text/text"
+                return f"must be less than {BUTTON_TEXT_MAX + 1} characters [json-pointer:{where}]"
+            action_id = element.get("action_id")
+            if action_id is not None:
+                if action_id in action_ids:
+                    return f"action_id already exists [json-pointer:/blocks/{i}/elements/{j}/action_id]"
+                action_ids.add(action_id)
     return None

@@ -65,6 +65,7 @@ from bot.messages import (
     Person,
     StaffKind,
     StaffMessage,
+    SurveyPrompt,
     TicketCard,
     ToAgent,
     ToAgents,
@@ -82,6 +83,8 @@ FILE_SIZE_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 TOO_LARGE = "`{name}` is too large to send here ({size}; Discord takes up to {limit})."
 NO_PINGS = discord.AllowedMentions.none()
 CANNOT_DM = 50007
+SURVEY_BUTTONS_MAX = 25
+"""Five action rows of five buttons: all a Discord message holds."""
 PRIORITY_COLOURS = {"low": 0x95A5A6, "normal": 0x3498DB, "high": 0xE67E22, "urgent": 0xE74C3C}
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,49 @@ class TicketButton(
         await _adapter(interaction).on_button(interaction, self.action, self.ticket)
 
 
+class RatingButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"relaydesk:rate:(?P<ticket>[0-9]{1,9}):(?P<rating>[0-9]{1,2})",
+):
+    """One rating on a survey; the ticket and the rating live in the custom_id, so a survey answered
+    days later, after any number of restarts, still counts."""
+
+    def __init__(self, ticket: int, rating: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=str(rating),
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"relaydesk:rate:{ticket}:{rating}",
+            )
+        )
+        self.ticket = ticket
+        self.rating = rating
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
+    ) -> RatingButton:
+        return cls(int(match["ticket"]), int(match["rating"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _adapter(interaction).on_rating(interaction, self.ticket, self.rating)
+
+
+def survey_view(survey: SurveyPrompt) -> discord.ui.View:
+    """A button for each rating from 1 to the survey's scale, five to a row (Discord's limits: five
+    rows of five)."""
+    view = discord.ui.View(timeout=None)
+    for rating in range(1, max(1, min(survey.scale, SURVEY_BUTTONS_MAX)) + 1):
+        view.add_item(RatingButton(survey.ticket_number, rating))
+    return view
+
+
+def rated_line(rating: int, scale: int) -> str:
+    """`Your rating: ★★★★☆ 4/5`."""
+    stars = "★" * rating + "☆" * (scale - rating) if 0 < rating <= scale <= 10 else ""
+    return f"Your rating: {stars} {rating}/{scale}".replace("  ", " ")
+
+
 class RequestForm(discord.ui.Modal, title="Raise a request"):
     category: discord.ui.TextInput = discord.ui.TextInput(label="What is it about?", max_length=100)
     urgency: discord.ui.TextInput = discord.ui.TextInput(
@@ -166,7 +212,7 @@ class RelaydeskClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(TicketButton)
+        self.add_dynamic_items(TicketButton, RatingButton)
         self.adapter.register_commands(self.tree)
         if self.adapter.sync_commands:
             guild_id = self.adapter.settings.guild_id
@@ -321,6 +367,30 @@ class DiscordAdapter:
             command = Claim(ticket) if action == "claim" else Resolve(ticket)
             await self.deliver(await self._desk.execute(actor, command), interaction, actor)
 
+    async def on_rating(self, interaction: discord.Interaction, ticket: int, rating: int) -> None:
+        """A rating button on a survey: acknowledged at once as an update of the survey message, then
+        taken by the desk (only the ticket's customer, only while the survey is open). A refusal is a
+        private answer to whoever clicked; a rating taken replaces the buttons with the choice."""
+        await interaction.response.defer()  # a component's defer: the message is updated later
+        async with _answered_even_on_error(interaction):
+            actor = await self._actor(interaction.user)
+            said = await self._desk.rate(actor, ticket, rating)
+            if not any(is_private_answer(m, actor.person) for m in said):
+                await self._show_rating(interaction, rating)
+            await self.deliver(said, interaction, actor, done=None)
+
+    async def _show_rating(self, interaction: discord.Interaction, rating: int) -> None:
+        shown = interaction.message
+        if shown is None:
+            return
+        scale = sum(1 for row in shown.components for _ in getattr(row, "children", ())) or 5
+        line = rated_line(rating, scale)
+        content = f"{shown.content[: MESSAGE_LIMIT - len(line) - 2]}\n\n{line}"
+        try:
+            await interaction.edit_original_response(content=content, view=None)
+        except discord.HTTPException as error:
+            log.warning("Discord: could not show the rating on the survey: %s", error)
+
     async def _request_command(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_modal(RequestForm())
 
@@ -421,10 +491,12 @@ class DiscordAdapter:
         messages: list[Outgoing],
         interaction: discord.Interaction | None = None,
         actor: Actor | None = None,
-        done: str | Callable[[], str] = "Done.",
+        done: str | Callable[[], str] | None = "Done.",
     ) -> None:
         """Send what the desk said; answers meant only for the person who acted are ephemeral, and a
-        deferred interaction always gets one. Cards go first, so their staff threads exist for the rest."""
+        deferred interaction always gets one (`done` when nothing else was private; None when the
+        interaction needs none, like a button that updates its own message). Cards go first, so their
+        staff threads exist for the rest."""
         answered = False
         for message in sorted(
             messages, key=lambda m: not (isinstance(m, StaffMessage) and m.kind is StaffKind.CARD)
@@ -441,7 +513,7 @@ class DiscordAdapter:
                 log.error("Discord: could not deliver a message: %s", error)
             except Exception:
                 log.exception("Discord: could not deliver a message")
-        if interaction is not None and not answered:
+        if interaction is not None and not answered and done is not None:
             try:
                 await interaction.followup.send(done if isinstance(done, str) else done(), ephemeral=True)
             except discord.HTTPException as error:
@@ -499,12 +571,13 @@ class DiscordAdapter:
     async def _to_customer(self, message: CustomerMessage) -> None:
         where = message.audience.conversation
         person = message.audience.person
+        view = survey_view(message.survey) if message.survey is not None else None
         try:
             if where is None:
                 user = await self.client.fetch_user(int(person.user_id))
-                await self._send(await user.create_dm(), message.text)
+                await self._send(await user.create_dm(), message.text, view=view)
             else:
-                await self._send(await self._channel(int(where.channel_id)), message.text)
+                await self._send(await self._channel(int(where.channel_id)), message.text, view=view)
         except discord.Forbidden as error:
             if error.code != CANNOT_DM or message.audience.ticket_number is None:
                 raise
@@ -527,7 +600,8 @@ class DiscordAdapter:
             guild = str(thread.guild.id) if thread.guild else None
             await self._desk.relocate(number, Conversation(PLATFORM, str(thread.id), str(thread.id), guild))
             self._moved_from_dm.add(number)
-            await self._send(thread, message.text)
+            view = survey_view(message.survey) if message.survey is not None else None
+            await self._send(thread, message.text, view=view)
             where = f"a private thread instead: <#{thread.id}>"
         card = await self._desk.card_of(number, PLATFORM)
         target = await self._channel(int(card.message_id) if card else self.agent_channel)
@@ -536,10 +610,16 @@ class DiscordAdapter:
             f"#{number}: {person.display_name} doesn't accept DMs from this server, so I posted to {where}.",
         )
 
-    async def _send(self, channel: Any, text: str, files: tuple[Attachment, ...] = ()) -> None:
+    async def _send(
+        self,
+        channel: Any,
+        text: str,
+        files: tuple[Attachment, ...] = (),
+        view: discord.ui.View | None = None,
+    ) -> None:
         guild = getattr(channel, "guild", None)
         limit = guild.filesize_limit if isinstance(guild, discord.Guild) else FILE_SIZE_LIMIT
-        await _send_parts(partial(channel.send, allowed_mentions=NO_PINGS), text, files, limit)
+        await _send_parts(partial(channel.send, allowed_mentions=NO_PINGS), text, files, limit, view)
 
     async def _channel(self, channel_id: int) -> Any:
         return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
@@ -549,11 +629,15 @@ class DiscordAdapter:
 
 
 async def _send_parts(
-    send: Callable[..., Awaitable[Any]], text: str, files: tuple[Attachment, ...], limit: int
+    send: Callable[..., Awaitable[Any]],
+    text: str,
+    files: tuple[Attachment, ...],
+    limit: int,
+    view: discord.ui.View | None = None,
 ) -> bool:
     """Text in pieces Discord takes, the files on the last piece (or after it, ten to a message and
     together within the size limit); a file too large for any message is named in the text instead.
-    False when there was nothing to send."""
+    A view (buttons) goes on the last piece of text. False when there was nothing to send."""
     batches, too_large = _file_batches(files, limit)
     notes = [
         TOO_LARGE.format(name=_shown(f.filename), size=_size(size), limit=_size(limit))
@@ -562,10 +646,11 @@ async def _send_parts(
     text = "\n".join(part for part in (text, *notes) if part)
     pieces = [piece for piece in split_text(text, MESSAGE_LIMIT) if piece]
     for index, piece in enumerate(pieces):
+        last: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
         if index == len(pieces) - 1 and batches:
-            await send(piece, files=_discord_files(batches.pop(0)))
+            await send(piece, files=_discord_files(batches.pop(0)), **last)
         else:
-            await send(piece)
+            await send(piece, **last)
     for batch in batches:
         await send(files=_discord_files(batch))
     return bool(pieces or batches)
@@ -581,7 +666,7 @@ def _file_batches(
     current: list[Attachment] = []
     total = 0
     for file in files:
-        size = len(file.content.encode("utf-8"))
+        size = len(file.data)
         if size > limit:
             too_large.append((file, size))
             continue
@@ -597,10 +682,7 @@ def _file_batches(
 
 def _discord_files(files: list[Attachment]) -> list[discord.File]:
     """Fresh File objects for one send: discord.py closes them once the message is sent."""
-    return [
-        discord.File(io.BytesIO(f.content.encode("utf-8")), filename=f.filename or "attachment")
-        for f in files
-    ]
+    return [discord.File(io.BytesIO(f.data), filename=f.filename or "attachment") for f in files]
 
 
 def _shown(filename: str) -> str:

@@ -40,6 +40,7 @@ from bot.messages import (
     Person,
     StaffKind,
     StaffMessage,
+    SurveyPrompt,
     ToAgent,
     ToAgents,
     is_private_answer,
@@ -174,6 +175,7 @@ class SlackAdapter:
         app.view(blocks.REQUEST_CALLBACK)(self._on_request_form)
         app.action(blocks.CLAIM_ACTION)(self._on_button)
         app.action(blocks.RESOLVE_ACTION)(self._on_button)
+        app.action(blocks.SURVEY_ACTION)(self._on_rating)
 
     async def _on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         """Messages in support channels, DMs and the agents' channel (its threads hold notes)."""
@@ -286,6 +288,34 @@ class SlackAdapter:
         answer = respond if body.get("response_url") else None  # the App Home has none: answer by DM
         await self.deliver(await self._desk.execute(actor, command), client, respond=answer, actor=actor)
 
+    async def _on_rating(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
+    ) -> None:
+        """A rating button on a survey. The desk decides whether it counts (only the ticket's customer,
+        only while the survey is open); a refusal is answered privately to whoever clicked. A rating
+        taken replaces the buttons with the choice, so nobody wonders whether it was."""
+        await ack()
+        choice = blocks.survey_choice(action.get("value"))
+        if choice is None:
+            log.warning("Slack: a survey button with an unexpected value: %r", action.get("value"))
+            return
+        number, rating = choice
+        actor = await self._actor(client, body["user"]["id"])
+        said = await self._desk.rate(actor, number, rating)
+        if not any(is_private_answer(m, actor.person) for m in said):
+            await self._safely(self._show_rating(client, body, rating))
+        answer = respond if body.get("response_url") else None
+        await self.deliver(said, client, respond=answer, actor=actor)
+
+    async def _show_rating(self, client: AsyncWebClient, body: dict[str, Any], rating: int) -> None:
+        """The survey message, rated: its words stay, the buttons give way to the rating chosen."""
+        container, shown = body.get("container") or {}, body.get("message") or {}
+        channel, ts = container.get("channel_id"), container.get("message_ts")
+        if container.get("type") != "message" or not channel or not ts:
+            return
+        text, rated = blocks.survey_rated(shown.get("blocks") or [], shown.get("text") or "", rating)
+        await client.chat_update(channel=channel, ts=ts, text=text, blocks=rated)
+
     async def _on_home(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab") not in (None, "home"):
             return
@@ -385,7 +415,11 @@ class SlackAdapter:
         if isinstance(message, CustomerMessage):
             where = message.audience.conversation
             channel = where.channel_id if where else message.audience.person.user_id
-            await self._post_text(client, channel, message.text, where.thread_id if where else None)
+            in_thread = where.thread_id if where else None
+            if message.survey is not None:
+                await self._post_survey(client, channel, message.text, in_thread, message.survey)
+                return
+            await self._post_text(client, channel, message.text, in_thread)
             return
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
@@ -420,6 +454,17 @@ class SlackAdapter:
     async def _post_text(self, client: AsyncWebClient, channel: str, text: str, thread: str | None) -> None:
         for piece in blocks.chunks(text):
             await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+
+    async def _post_survey(
+        self, client: AsyncWebClient, channel: str, text: str, thread: str | None, survey: SurveyPrompt
+    ) -> None:
+        """A survey: its text (the notification and fallback), with rating buttons on its last piece."""
+        *before, last = blocks.chunks(text) or [""]
+        for piece in before:
+            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+        await client.chat_postMessage(
+            channel=channel, text=last, thread_ts=thread, blocks=blocks.survey_blocks(last, survey)
+        )
 
     async def _post_files(
         self,

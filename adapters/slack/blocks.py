@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from adapters.text import split_text
 from bot.domain import Priority
-from bot.messages import Attachment, Overview, TicketCard, TicketLine
+from bot.messages import Attachment, Overview, SurveyPrompt, TicketCard, TicketLine
 from bot.text import clean, defuse_mentions, shorten
 
 TEXT_LIMIT = 3500
@@ -18,6 +19,12 @@ CLAIM_ACTION = "ticket_claim"
 RESOLVE_ACTION = "ticket_resolve"
 REQUEST_CALLBACK = "request_form"
 REQUEST_SHORTCUT = "raise_request"
+SURVEY_ACTION_PREFIX = "survey_rate_"
+SURVEY_ACTION = re.compile(rf"^{SURVEY_ACTION_PREFIX}[0-9]{{1,2}}$")
+"""A survey's rating buttons: `survey_rate_<n>` (action ids are unique within a block), each with the
+value `<ticket>:<n>`, so a click carries everything and works whenever it comes."""
+SURVEY_BUTTONS_MAX = 25
+"""Slack takes at most 25 elements in an actions block."""
 
 URGENCY_LABELS = {
     Priority.LOW: "Whenever you can",
@@ -53,6 +60,47 @@ def card_blocks(card: TicketCard, text: str) -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def survey_blocks(text: str, survey: SurveyPrompt) -> list[dict[str, Any]]:
+    """A survey: its words, then a button for each rating from 1 to the survey's scale."""
+    ticket = survey.ticket_number
+    top = max(1, min(survey.scale, SURVEY_BUTTONS_MAX))
+    return [
+        _section(text),
+        {
+            "type": "actions",
+            "block_id": f"survey-{ticket}",
+            "elements": [
+                _button(str(n), f"{SURVEY_ACTION_PREFIX}{n}", f"{ticket}:{n}") for n in range(1, top + 1)
+            ],
+        },
+    ]
+
+
+def survey_choice(value: str | None) -> tuple[int, int] | None:
+    """The ticket and rating a survey button carries (`"12:4"`), or None for anything else."""
+    ticket, _, rating = (value or "").partition(":")
+    if not (ticket.isascii() and ticket.isdigit() and rating.isascii() and rating.isdigit()):
+        return None
+    if len(ticket) > 9 or len(rating) > 2:
+        return None
+    return int(ticket), int(rating)
+
+
+def survey_rated(blocks: list[dict[str, Any]], text: str, rating: int) -> tuple[str, list[dict[str, Any]]]:
+    """A survey message once rated: the same words, and the chosen rating where its buttons were."""
+    buttons = [e for b in blocks if b.get("type") == "actions" for e in b.get("elements") or []]
+    chosen = rated_line(rating, len(buttons) or 5)
+    kept = [b for b in blocks if b.get("type") != "actions"] or [_section(text)]
+    kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": chosen}]})
+    return f"{text}\n{chosen}", kept
+
+
+def rated_line(rating: int, scale: int) -> str:
+    """`Your rating: ★★★★☆ 4/5`."""
+    stars = "★" * rating + "☆" * (scale - rating) if 0 < rating <= scale <= 10 else ""
+    return f"Your rating: {stars} {rating}/{scale}".replace("  ", " ")
 
 
 def home_view(overview: Overview | None) -> dict[str, Any]:
