@@ -127,7 +127,7 @@ async def report(settings: Settings, args: argparse.Namespace) -> int:
         if args.queue and runtime.policy.queue(args.queue) is None:
             print(f"relaydesk: there is no queue '{args.queue}'", file=sys.stderr)
             return 1
-        end = clock.now()
+        end = clock.now() + timedelta(seconds=1)  # what happened just now counts
         stats, days = await runtime.desk.report(end - args.since, end, args.queue)
         title = f"Last {format_duration(args.since)}" + (f" · {args.queue}" if args.queue else "")
         print(reports.render_text(stats, title))

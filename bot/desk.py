@@ -117,6 +117,8 @@ INCENTIVE_LIMIT = 400
 PROMISE_LIMIT = 300
 REPORT_TICKETS = 100_000
 WEEK = timedelta(days=7)
+JUST_NOW = timedelta(seconds=1)
+"""Periods end after this moment, so what happened just now counts (a period's end is exclusive)."""
 PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 CONFLICT_RETRIES = 3
 
@@ -329,8 +331,8 @@ class Desk:
             mine_lines = tuple(_line(t, names, work.now) for t in mine)
             unclaimed_lines = tuple(_line(t, names, work.now) for t in unclaimed)
             week = work.now - WEEK
-            mine_stats, _ = await self._figures(work, week, work.now, None, agent.id)
-            team_stats, _ = await self._figures(work, week, work.now, None, None)
+            mine_stats, _ = await self._figures(work, week, work.now + JUST_NOW, None, agent.id)
+            team_stats, _ = await self._figures(work, week, work.now + JUST_NOW, None, None)
             return Overview(
                 mine_lines,
                 unclaimed_lines,
@@ -1214,7 +1216,8 @@ class Desk:
             if agent is None:
                 raise Refusal(_private(actor, voice.unknown_agent(command.agent.key)))
         start = work.now - command.period
-        stats, days = await self._figures(work, start, work.now, command.queue, agent.id if agent else None)
+        end = work.now + JUST_NOW
+        stats, days = await self._figures(work, start, end, command.queue, agent.id if agent else None)
         title = voice.stats_title(command.period, command.queue, agent.display_name if agent else None)
         chart = reports.chart_png(days, title)
         attachment = Attachment("relaydesk-stats.png", chart, "image/png")

@@ -8,6 +8,7 @@ queue's lead and offers to reopen. Ratings come as buttons (Slack, Discord) or a
 from __future__ import annotations
 
 import re
+import zlib
 
 from bot import voice
 from bot.domain import Customer, EntryKind, Status, Survey, SurveyState, Ticket
@@ -20,7 +21,10 @@ SURVEY_EXPIRE = "survey_expire"
 SCALE = 5
 _NUMBER = re.compile(r"^\s*([1-5])\s*(?:/\s*5|out of 5|stars?)?\s*[.!]*\s*$", re.IGNORECASE)
 _STARS = re.compile(r"^\s*([★⭐]\ufe0f?\s*){1,5}$")
-REOPEN_WORDS = frozenset({"reopen", "re-open", "please reopen", "reopen please", "reopen it"})
+_REOPEN = re.compile(r"\bre-?open\b", re.IGNORECASE)
+REOPEN_WORDS_AT_MOST = 6
+"""A short message asking to reopen ("Please reopen.", "reopen it please") reopens; a longer one that
+happens to use the word is a comment."""
 BOT = "Relaydesk"
 
 
@@ -32,6 +36,10 @@ def rating_in(text: str) -> int | None:
     if _STARS.match(text):
         return sum(text.count(star) for star in "★⭐")
     return None
+
+
+def asks_to_reopen(text: str) -> bool:
+    return bool(_REOPEN.search(text)) and len(text.split()) <= REOPEN_WORDS_AT_MOST
 
 
 class Satisfaction:
@@ -46,8 +54,12 @@ class Satisfaction:
             return
         surveys = await work.uow.surveys.for_ticket(ticket.number)
         cycle = 1 + max((s.cycle for s in surveys), default=0)
-        if (ticket.number * 7919 + cycle * 104729) % 1000 >= settings.sample_rate * 1000:
-            return  # not in this sample; deterministic, so a retried unit of work decides the same
+        # Each resolution is drawn on its own (the ticket's nth), and deterministically, so a unit of work
+        # that runs again decides the same.
+        events = await work.uow.timeline.for_ticket(ticket.number)
+        nth = sum(1 for e in events if e.action == "status" and e.detail.get("new") == Status.RESOLVED)
+        if zlib.crc32(f"{ticket.number}:{nth}".encode()) % 1000 >= settings.sample_rate * 1000:
+            return
         latest = await work.uow.surveys.latest_for_customer(ticket.customer_id)
         if latest is not None and work.now - latest.sent_at < settings.cooldown:
             return
@@ -84,7 +96,8 @@ class Satisfaction:
             await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id)
             await self._rated(work, ticket, survey, rating)
             return True
-        if survey.awaits_comment and text.strip().lower() not in REOPEN_WORDS:
+        # Only while the ticket stays resolved: once it reopens, their words are about the problem again.
+        if survey.awaits_comment and ticket.status is Status.RESOLVED and not asks_to_reopen(text):
             await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id)
             survey.comment, survey.commented_at = text.strip(), work.now
             await log(work, ticket, "survey_comment", author.display_name)

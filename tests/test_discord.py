@@ -1189,7 +1189,7 @@ async def test_commands_are_synced_to_the_guild_and_answer_there(
     assert set(verbs) == {
         *("claim", "release", "reply", "note", "transfer", "pending", "hold", "resolve", "reopen"),
         *("priority", "show", "snippet", "customer", "profile", "incentive", "link", "transcript"),
-        *("promise", "kept", "queue", "mine", "help"),
+        *("promise", "kept", "stats", "queue", "mine", "help"),
     }
     assert set(verbs) == set(VERBS), "every verb of the grammar, as a subcommand"
     assert all(o["type"] == 1 for o in verbs.values()), "subcommands"

@@ -267,6 +267,7 @@ EXAMPLES = {
     "transcript": "#1",
     "promise": "#1 tomorrow 10:00 a call back",
     "kept": "#1 1",
+    "stats": "30d billing",
     "queue": "billing",
     "mine": "",
     "help": "claim",

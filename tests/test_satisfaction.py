@@ -349,12 +349,6 @@ async def test_reopen_after_a_low_rating_reopens_the_ticket(factory: UowFactory)
     assert (survey.state, survey.rating, survey.comment) == (SurveyState.RATED, 1, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Satisfaction.take_reply takes any message while a rated survey awaits its comment "
-    "(only the exact REOPEN_WORDS are let through), so a polite 'Please reopen.' after a low rating is "
-    "filed as a comment and the ticket stays resolved",
-)
 async def test_a_polite_reopen_after_a_low_rating_reopens_the_ticket(factory: UowFactory) -> None:
     d, _ = await resolved(factory)
     await d.write(DANA, "2")
@@ -364,13 +358,6 @@ async def test_a_polite_reopen_after_a_low_rating_reopens_the_ticket(factory: Uo
 
 
 @pytest.mark.parametrize("reopened_by", ["the customer", "an agent"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a reopen does not end a rated survey's wait for its comment (Satisfaction.withdraw only "
-    "touches OPEN surveys and take_reply does not look at the ticket's status), so on the reopened ticket "
-    "the customer's next message is swallowed as a survey comment: 'passed that on to the team', no "
-    "ordinary relay to the agents",
-)
 async def test_once_the_ticket_reopens_the_customers_next_message_is_not_a_comment(
     factory: UowFactory, reopened_by: str
 ) -> None:
@@ -507,12 +494,6 @@ async def test_a_sample_rate_asks_a_deterministic_share(factory: UowFactory) -> 
     assert asked == await sampled(FakeStore().uow, 16), "the same tickets on every run and backend"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Satisfaction.offer draws the sample from (ticket, 1 + surveys so far), not from the "
-    "resolution: a resolution left out adds no survey, so every later resolution of that ticket makes the "
-    "same draw and is left out too; at sample_rate 0.5 a ticket left out once is never asked again",
-)
 async def test_each_resolution_of_a_ticket_is_sampled_on_its_own(factory: UowFactory) -> None:
     d = await desk_on(factory, policy(sample_rate=0.5))
     await d.write(DANA, "My parcel never arrived")

@@ -1249,11 +1249,27 @@ async def test_the_app_home_lists_unclaimed_tickets_for_an_agent(slack: Slack) -
     view = published.get("view")
     assert view["type"] == "home"
     headers = [b["text"]["text"] for b in view["blocks"] if b["type"] == "header"]
-    assert headers == ["Your tickets (0)", "Unclaimed (1)"]
+    assert headers == ["Your tickets (0)", "Unclaimed (1)", "Your week", "The team's week"]
     [line] = [b for b in view["blocks"] if b.get("accessory")]
     assert line["text"]["text"].startswith("*#1* · normal · new · general")
     assert "Dana Whitaker: Hi, my order A-1234" in line["text"]["text"]
     assert line["accessory"]["action_id"] == "ticket_claim" and line["accessory"]["value"] == "1"
+
+
+async def test_the_app_home_shows_the_agents_week_and_the_teams(slack: Slack) -> None:
+    """For recognition: Ana sees what she resolved this week, and the team's figures beside hers."""
+    opened = await slack.open_ticket()
+    await slack.command("/ticket", "reply #1 On it", ANA)
+    await slack.command("/ticket", "resolve #1", ANA)
+    await slack.wait_posts("the survey", SUPPORT, count=4, thread_ts=opened.ts)
+    await slack.event(
+        {"type": "app_home_opened", "user": ANA, "channel": "D-UANA", "tab": "home", "event_ts": new_ts()}
+    )
+    [published] = await slack.fake.wait_for(lambda: slack.fake.calls_to("views.publish"), "the home view")
+    texts = [b["text"]["text"] for b in published.get("view")["blocks"] if b["type"] == "section"]
+    mine, team = texts[-2], texts[-1]
+    assert mine.startswith("Last 7 days · Ana") and "1 opened, 1 resolved" in mine
+    assert team.startswith("Last 7 days") and "By agent:" in team and "Ana: 1 resolved" in team
 
 
 async def test_the_app_home_shows_help_to_anyone_else(slack: Slack) -> None:

@@ -841,6 +841,29 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
     ) -> None:
         await adapter.run_command(interaction, Kept(ticket, number))
 
+    @group.command(name="stats", description=VERBS["stats"].purpose.capitalize())
+    @app_commands.describe(
+        period="How far back: 7d (the default), 30d, 24h, today",
+        queue="One queue only",
+        agent="One agent only",
+    )
+    @app_commands.autocomplete(queue=adapter.queue_choices)
+    async def stats(
+        interaction: discord.Interaction,
+        period: str | None = None,
+        queue: str | None = None,
+        agent: discord.Member | None = None,
+    ) -> None:
+        words = [w.strip() for w in (period, queue) if w and w.strip()]
+        if agent is not None:
+            words.append(f"<@{agent.id}>")
+        try:
+            command = parse("/ticket stats " + " ".join(words))
+        except ParseError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        await adapter.run_command(interaction, command)
+
     @group.command(name="mine", description=VERBS["mine"].purpose.capitalize())
     async def mine(interaction: discord.Interaction) -> None:
         await adapter.run_command(interaction, Mine())

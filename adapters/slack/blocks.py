@@ -119,7 +119,14 @@ def home_view(overview: Overview | None) -> dict[str, Any]:
     blocks += [_ticket_line(line, claim=True) for line in overview.unclaimed] or [
         _section("No unclaimed tickets. Nice work.")
     ]
-    return {"type": "home", "blocks": blocks[:100]}
+    figures = [
+        {"type": "divider"},
+        _header("Your week"),
+        _section(overview.my_week or "No figures yet."),
+        _header("The team's week"),
+        _section(overview.team_week or "No figures yet."),
+    ]
+    return {"type": "home", "blocks": blocks[: 100 - len(figures)] + figures}
 
 
 def request_modal(categories: list[str]) -> dict[str, Any]:
