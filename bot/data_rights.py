@@ -307,11 +307,14 @@ def entry_data(entry: Entry) -> dict[str, Any]:
 
 def survey_data(survey: Survey) -> dict[str, Any]:
     return {
+        "cycle": survey.cycle,
         "sent_at": _iso(survey.sent_at),
+        "expires_at": _iso(survey.expires_at),
         "state": str(survey.state),
         "rating": survey.rating,
         "rated_at": _iso(survey.rated_at),
         "comment": survey.comment,
+        "commented_at": _iso(survey.commented_at),
     }
 
 

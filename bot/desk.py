@@ -484,7 +484,10 @@ class Desk:
         customer = await self._customer_record(work, person, kind)
         current = None if request else await self._current_ticket(work, customer, conversation, kind)
         if current is not None and not current.is_closed:
-            answered = await self.satisfaction.take_reply(work, current, person, text, message.message_id)
+            mood_score = self._moods.read(text).score
+            answered = await self.satisfaction.take_reply(
+                work, current, person, customer.id, text, message.message_id, mood_score
+            )
             if answered:
                 return
         if current and self._is_courtesy_after_resolution(work, current, text):
@@ -622,6 +625,13 @@ class Desk:
         await _log(work, ticket, "upset", customer.display_name, score=f"{mood.score:.2f}", phrases=phrases)
         if flagged or ticket.status in (Status.RESOLVED, Status.CLOSED):
             return
+        if ticket.kind is TicketKind.INTERNAL:
+            # A colleague's words ("cancel that laptop order") are not a complaint to route: flag only.
+            speaking = await _addressee(work, ticket, customer)
+            work.say(
+                staff(_agents_about(ticket), voice.upset_flag(ticket, speaking, mood.score, phrases, []))
+            )
+            return
         complaints = self.policy.complaints
         changes: list[str] = []
         if PRIORITY_RANK[ticket.priority] < PRIORITY_RANK[complaints.raise_priority_to]:
@@ -719,6 +729,9 @@ class Desk:
         for ticket in moved:
             ticket.customer_id = keep.id
             await _log(work, ticket, "linked", actor_name, into=keep.id, how=how)
+            assert ticket.number is not None
+            for survey in await work.uow.surveys.for_ticket(ticket.number):
+                survey.customer_id = keep.id
         identities = await work.uow.customers.move_identities(gone.id, keep.id)
         await work.uow.profiles.move(gone.id, keep.id)
         merged = gone.id

@@ -122,7 +122,8 @@ class TicketRepository(Protocol):
 
     async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]: ...
     async def touched_between(self, start: datetime, end: datetime, limit: int) -> list[Ticket]:
-        """Tickets opened before `end` and changed since `start` (what a report of the period needs)."""
+        """Tickets opened before `end` and changed since `start` or still being worked (their clocks may
+        have fallen due in the period): what a report of the period needs."""
         ...
 
     async def for_customer(self, customer_id: int) -> list[Ticket]:

@@ -320,7 +320,8 @@ def compute(
                 elif elapsed is not None:
                     resolutions.append(elapsed)
         else:
-            missed_at = clock.breached_at or (clock.due_at if clock.running else None)
+            # A running clock missed its target at its due time (the sweep may only notice later).
+            missed_at = clock.due_at if clock.running else clock.breached_at
             if _within(missed_at, start, until):
                 sla_parts[clock.metric][1] += 1
 

@@ -38,8 +38,13 @@ def rating_in(text: str) -> int | None:
     return None
 
 
+_NEGATION = re.compile(r"\b(no|not|don'?t|dont|never|without|no need)\b", re.IGNORECASE)
+
+
 def asks_to_reopen(text: str) -> bool:
-    return bool(_REOPEN.search(text)) and len(text.split()) <= REOPEN_WORDS_AT_MOST
+    """A short request to reopen ("Please reopen."), not a mention of it ("no need to reopen")."""
+    short = len(text.split()) <= REOPEN_WORDS_AT_MOST
+    return short and bool(_REOPEN.search(text)) and not _NEGATION.search(text)
 
 
 class Satisfaction:
@@ -82,23 +87,33 @@ class Satisfaction:
                 survey.state = SurveyState.WITHDRAWN
 
     async def take_reply(
-        self, work: Work, ticket: Ticket, author: Person, text: str, message_id: str | None
+        self,
+        work: Work,
+        ticket: Ticket,
+        author: Person,
+        author_id: int | None,
+        text: str,
+        message_id: str | None,
+        mood: float | None = None,
     ) -> bool:
         """A customer's message answers the survey (a rating, or the comment after one): take it and
-        return True; anything else (including "reopen") is left to the usual intake."""
+        return True; anything else (including "reopen") is left to the usual intake. Only the ticket's
+        own customer answers its survey, whoever else writes in its thread."""
         assert ticket.number is not None
+        if author_id != ticket.customer_id:
+            return False
         surveys = await work.uow.surveys.for_ticket(ticket.number)
         survey = surveys[-1] if surveys else None
         if survey is None or work.now >= survey.expires_at:
             return False
         rating = rating_in(text)
         if survey.state is SurveyState.OPEN and ticket.status is Status.RESOLVED and rating is not None:
-            await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id)
+            await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id, mood)
             await self._rated(work, ticket, survey, rating)
             return True
         # Only while the ticket stays resolved: once it reopens, their words are about the problem again.
         if survey.awaits_comment and ticket.status is Status.RESOLVED and not asks_to_reopen(text):
-            await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id)
+            await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id, mood)
             survey.comment, survey.commented_at = text.strip(), work.now
             await log(work, ticket, "survey_comment", author.display_name)
             customer = await _customer(work, ticket)
@@ -115,10 +130,10 @@ class Satisfaction:
         survey = surveys[-1] if surveys else None
         if survey is None or survey.state in (SurveyState.EXPIRED, SurveyState.WITHDRAWN):
             return "closed"
-        if work.now >= survey.expires_at:
-            return "closed"
-        if survey.state is SurveyState.RATED and not survey.awaits_comment:
-            return "done"
+        if work.now >= survey.expires_at or ticket.status is not Status.RESOLVED:
+            return "closed"  # its time is up, or the ticket reopened: the survey no longer applies
+        if survey.state is SurveyState.RATED and (not survey.awaits_comment or survey.rating == rating):
+            return "done"  # answered already, or the same button pressed again
         await self._rated(work, ticket, survey, rating)
         return None
 

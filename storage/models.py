@@ -336,3 +336,7 @@ class SurveyRow(Base):
     rated_at: Mapped[datetime | None]
     comment: Mapped[str | None] = mapped_column(Text)
     commented_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    """A rating racing another rating (a double click) or the expiry: the second update loses."""
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own mapping hook

@@ -388,7 +388,10 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
     async def touched_between(self, start: datetime, end: datetime, limit: int) -> list[Ticket]:
         return await self._many(
             select(TicketRow)
-            .where(TicketRow.created_at < end, TicketRow.updated_at >= start)
+            .where(
+                TicketRow.created_at < end,
+                (TicketRow.updated_at >= start) | TicketRow.status.in_(WORKABLE_STATUSES),
+            )
             .order_by(TicketRow.number)
             .limit(limit)
         )

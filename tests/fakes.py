@@ -401,7 +401,11 @@ class FakeTickets(_Repository):
 
     async def touched_between(self, start: datetime, end: datetime, limit: int) -> list[Ticket]:
         await _pause()
-        found = [t for _, t in sorted(self.rows.items()) if t.created_at < end and t.updated_at >= start]
+        found = [
+            t
+            for _, t in sorted(self.rows.items())
+            if t.created_at < end and (t.updated_at >= start or t.status in WORKABLE_STATUSES)
+        ]
         return found[:limit]
 
     async def for_customer(self, customer_id: int) -> list[Ticket]:
@@ -725,7 +729,7 @@ def _merge(current: Tables, base: Tables, work: Tables) -> Tables:
                 continue
             if key not in target:
                 raise IntegrityViolation(f"{name}: row {key} vanished")
-            if name in ("tickets", "checkins") and obj != before and target[key] != before:
+            if name in ("tickets", "checkins", "surveys") and obj != before and target[key] != before:
                 # The SQL tickets table carries a version: a change raced by another commit loses.
                 raise Conflict(f"tickets: #{key} was changed by another transaction")
             for f in dataclasses.fields(obj):

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("rated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("comment", sa.Text(), nullable=True),
         sa.Column("commented_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.ForeignKeyConstraint(["ticket_number"], ["tickets.number"]),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"]),
         sa.PrimaryKeyConstraint("id"),
