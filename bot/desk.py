@@ -571,11 +571,22 @@ class Desk:
         subject = voice.subject(text, self.policy.intake.subject_length)
         if request and request.category:
             subject = voice.subject(f"{request.category}: {subject}", self.policy.intake.subject_length)
+        mood = self._moods.read(text)
+        queue = self.policy.default_queue_for(kind)
+        priority = (request and request.priority) or self.policy.default_priority_for(kind)
+        complaints = self.policy.complaints
+        routed = mood.upset and kind is TicketKind.EXTERNAL
+        if routed:
+            # An upset first message: the ticket starts where it belongs, so the time the customer is
+            # told, the clocks and the card all follow the complaint's queue and priority.
+            queue = complaints.queue or queue
+            if PRIORITY_RANK[priority] < PRIORITY_RANK[complaints.raise_priority_to]:
+                priority = complaints.raise_priority_to
         ticket = await work.uow.tickets.add(
             Ticket(
                 kind=kind,
-                queue=self.policy.default_queue_for(kind),
-                priority=(request and request.priority) or self.policy.default_priority_for(kind),
+                queue=queue,
+                priority=priority,
                 subject=subject,
                 customer_id=customer.id,
                 customer_user_id=person.user_id,
@@ -589,7 +600,6 @@ class Desk:
                 previous_number=follows,
             )
         )
-        mood = self._moods.read(text)
         await _record(work, ticket, EntryKind.CUSTOMER, person, text, message.message_id, mood.score)
         await _log(work, ticket, "created", customer.display_name, kind=kind, follows=follows)
         await self.standards.on_opened(work, ticket)
@@ -612,7 +622,8 @@ class Desk:
                 card=voice.card(ticket, customer, earlier),
             )
         )
-        await self._upset(work, ticket, customer, mood)
+        if mood.upset:
+            await self._flag_new(work, ticket, customer, mood, routed)
 
     async def _upset(self, work: _Work, ticket: Ticket, customer: Customer, mood: Mood) -> None:
         """An upset customer (a strongly negative message, or an escalation phrase): the ticket is
@@ -668,6 +679,22 @@ class Desk:
             await self._send_packet(work, _agents_about(ticket), ticket, customer, heading)
             label = self.policy.queue_label(ticket.queue)
             await self._say_to_customer(work, ticket, customer, voice.now_with_team(speaking, ticket, label))
+
+    async def _flag_new(
+        self, work: _Work, ticket: Ticket, customer: Customer, mood: Mood, routed: bool
+    ) -> None:
+        """A ticket opened upset: it was opened in the complaints queue at its priority; say so."""
+        phrases = ", ".join(mood.phrases)
+        await _log(work, ticket, "upset", customer.display_name, score=f"{mood.score:.2f}", phrases=phrases)
+        changes = []
+        if routed and ticket.priority is not self.policy.default_priority_for(ticket.kind):
+            changes.append(f"priority set to {ticket.priority}")
+        if routed and self.policy.complaints.queue:
+            changes.append(f"opened in {ticket.queue} for a specialist")
+        speaking = await _addressee(work, ticket, customer)
+        work.say(
+            staff(_agents_about(ticket), voice.upset_flag(ticket, speaking, mood.score, phrases, changes))
+        )
 
     async def _answering_upset(self, work: _Work, ticket: Ticket) -> bool:
         """Whether the customer was upset since staff last answered them (guidance is due)."""

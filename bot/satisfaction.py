@@ -11,7 +11,7 @@ import re
 import zlib
 
 from bot import voice
-from bot.domain import Customer, EntryKind, Status, Survey, SurveyState, Ticket
+from bot.domain import Agent, Customer, EntryKind, Status, Survey, SurveyState, Ticket
 from bot.messages import CustomerMessage, Person, SurveyPrompt, ToAgent, staff
 from bot.policy import Policy
 from bot.standards import schedule
@@ -120,6 +120,9 @@ class Satisfaction:
             work.say(to_customer(ticket, customer, voice.survey_comment_thanks(customer)))
             header = voice.survey_comment_header(ticket, customer, survey.rating)
             work.say(staff(agents_about(ticket), header, text.strip()))
+            lead = await self._low_rating_lead(work, ticket, survey.rating)
+            if lead is not None:  # they were told a team lead would look at it
+                work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), header, text.strip()))
             return True
         return False
 
@@ -145,6 +148,13 @@ class Satisfaction:
                 return "expired unanswered"
         return None
 
+    async def _low_rating_lead(self, work: Work, ticket: Ticket, rating: int | None) -> Agent | None:
+        """The queue's lead, when a rating is low enough to go to them."""
+        if rating is None or rating > self.policy.satisfaction.alert_at_or_below:
+            return None
+        lead_name = self.policy.lead_of(ticket.queue)
+        return await work.uow.agents.find(ticket.platform, lead_name) if lead_name else None
+
     async def _rated(self, work: Work, ticket: Ticket, survey: Survey, rating: int) -> None:
         first = survey.state is SurveyState.OPEN
         survey.state, survey.rating, survey.rated_at = SurveyState.RATED, rating, work.now
@@ -156,8 +166,7 @@ class Satisfaction:
         update = voice.survey_rated(ticket, customer, rating, changed=not first)
         work.say(staff(agents_about(ticket), update))
         if low:
-            lead_name = self.policy.lead_of(ticket.queue)
-            lead = await work.uow.agents.find(ticket.platform, lead_name) if lead_name else None
+            lead = await self._low_rating_lead(work, ticket, rating)
             if lead is not None:
                 alert = voice.survey_low_alert(ticket, customer, rating)
                 work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), alert))

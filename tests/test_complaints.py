@@ -65,7 +65,8 @@ async def test_a_ticket_is_flagged_once_however_upset_the_customer_stays():
     out = await h.write(DANA, "Still nothing. This is the worst service, I will call my lawyer.")
     assert flags(out) == []
     assert len(h.store.events_for(1, "upset")) == 2, "every upset message is on the timeline"
-    assert len(h.store.events_for(1, "transferred")) == 1
+    assert h.store.events_for(1, "transferred") == [], "it opened in complaints: nothing to move"
+    assert h.store.ticket(1).queue == "complaints"
 
 
 async def test_an_urgent_ticket_is_not_lowered():

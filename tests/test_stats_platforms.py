@@ -250,13 +250,6 @@ class TestDiscord:
         assert answer.content.startswith(title), answer.content
         assert png_size(the_chart(answer)) == CHART_SIZE
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: the Discord stats subcommand does not make the agent it names known to the desk "
-        "(transfer does, with newcomer=): an agent-role holder who has not worked a ticket yet is "
-        "refused \"I couldn't find an agent called @<snowflake>. Check the name, or transfer to a queue "
-        'instead." instead of getting their (empty) figures; on Slack every SLACK_AGENTS agent is known',
-    )
     async def test_an_agent_who_has_not_worked_a_ticket_yet_has_empty_figures(self, dc: Discord) -> None:
         await dc.open_ticket()
         await dc.settle()
@@ -279,16 +272,7 @@ class TestDiscord:
         ("period", "said"),
         [
             ("500d", "A period runs from 1h to 400d."),
-            pytest.param(
-                "banana",
-                "",  # any explanation, as long as the usage follows
-                marks=pytest.mark.xfail(
-                    strict=True,
-                    reason="BUG: the Discord adapter joins the period option into the grammar's text, "
-                    "where a word that is no period is a queue: period 'banana' is answered "
-                    "\"There's no queue called 'banana'\" after a deferral, not with the usage",
-                ),
-            ),
+            ("banana", "'banana' is not a period."),
         ],
         ids=["too long", "not a period"],
     )

@@ -46,6 +46,7 @@ from bot.commands import (
     SetPriority,
     Show,
     ShowCustomer,
+    ShowStats,
     Snippet,
     TicketCommand,
     Transcript,
@@ -859,10 +860,14 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
             words.append(f"<@{agent.id}>")
         try:
             command = parse("/ticket stats " + " ".join(words))
+            if period and period.strip():
+                alone = parse(f"/ticket stats {period.strip()}")
+                if isinstance(alone, ShowStats) and alone.queue is not None:  # a word that is no period
+                    raise ParseError(f"'{period.strip()[:30]}' is not a period.", VERBS["stats"].usage)
         except ParseError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        await adapter.run_command(interaction, command)
+        await adapter.run_command(interaction, command, newcomer=agent)
 
     @group.command(name="mine", description=VERBS["mine"].purpose.capitalize())
     async def mine(interaction: discord.Interaction) -> None:
