@@ -617,7 +617,7 @@ class Desk:
         work.say(
             staff(
                 _agents_about(ticket),
-                voice.card_text(ticket, customer, earlier),
+                voice.card_text(ticket, customer, earlier, upset=mood.upset),
                 kind=StaffKind.CARD,
                 card=voice.card(ticket, customer, earlier),
             )

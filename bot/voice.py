@@ -567,13 +567,15 @@ def card(ticket: Ticket, customer: Customer, earlier: int) -> TicketCard:
     )
 
 
-def card_text(ticket: Ticket, customer: Customer, earlier: int) -> str:
+def card_text(ticket: Ticket, customer: Customer, earlier: int, upset: bool = False) -> str:
     what = "internal request" if ticket.kind == "internal" else "ticket"
     lines = [
         f"New {what} {ticket.ref} · {customer.display_name} ({_history(earlier)}) · "
         f"{ticket.priority} priority · {ticket.queue}",
         f"Subject: {ticket.subject}",
     ]
+    if upset:
+        lines.append("Flagged: the customer is upset. Acknowledge it first; see the thread for why.")
     if ticket.previous_number is not None:
         lines.append(f"Follows up closed ticket #{ticket.previous_number}.")
     lines.append(f"Claim it with /ticket claim {ticket.ref}")

@@ -59,6 +59,17 @@ async def test_an_escalation_phrase_alone_is_enough():
     assert h.store.ticket(1).queue == "complaints"
 
 
+async def test_an_upset_first_message_is_flagged_on_the_card_and_told_the_complaints_time():
+    h = build_desk()
+    out = await opened(h, ANGRY)
+    [card] = [m for m in out if isinstance(m, StaffMessage) and m.card is not None]
+    assert "Flagged: the customer is upset." in card.text and "high priority · complaints" in card.text
+    [greeting] = [m.text for m in out if isinstance(m, CustomerMessage)]
+    assert "our customer care team will reply" in greeting
+    first = next(c for c in h.store.sla_clocks.values() if c.metric == "first_response")
+    assert first.target == h.policy.standards.targets(h.store.ticket(1).kind, Priority.HIGH).first_response
+
+
 async def test_a_ticket_is_flagged_once_however_upset_the_customer_stays():
     h = build_desk()
     await opened(h, ANGRY)
