@@ -1027,7 +1027,7 @@ async def test_resolve_by_button(slack: Slack) -> None:
     await slack.interact(
         button_click(ANA, "ticket_resolve", "1", slack.fake.response_url("x"), opened.card_ts)
     )
-    await slack.wait_posts("the customer told", SUPPORT, count=2, thread_ts=opened.ts)
+    await slack.wait_posts("the customer told", SUPPORT, count=3, thread_ts=opened.ts)
     resolved, survey = slack.fake.posts(SUPPORT)[-2:]
     assert "We've marked #1 as resolved" in resolved.get("text")
     assert "how did we do with #1?" in survey.get("text")
