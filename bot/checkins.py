@@ -278,8 +278,8 @@ class Checkins:
         if found is None:
             return None
         ticket, promise = found
-        # Promises move with the ticket: its owner now is reminded, or whoever made it while unclaimed.
-        maker = await _assignee(work, ticket) or await work.uow.agents.find(ticket.platform, promise.made_by)
+        # Promises move with the ticket: its owner now is reminded; unclaimed, its queue's agents are.
+        maker = await _assignee(work, ticket)
         due = customer_time(promise.due_at, self.standards.hours(ticket).zone, work.now)
         text = voice.promise_reminder(ticket, promise.number, promise.what, due)
         audience: ToAgent | ToAgents = (
@@ -295,7 +295,7 @@ class Checkins:
         ticket, promise = found
         promise.broken_at = work.now
         await log(work, ticket, "promise_late", BOT, promise=promise.number)
-        maker = await _assignee(work, ticket) or await work.uow.agents.find(ticket.platform, promise.made_by)
+        maker = await _assignee(work, ticket)
         lead = await self._lead(work, ticket)
         text = voice.promise_late_staff(
             ticket, promise.number, promise.what, lead.display_name if lead else None
@@ -304,11 +304,11 @@ class Checkins:
         for person in {a.id: a for a in (maker, lead) if a is not None}.values():
             work.say(staff(ToAgent(person_of(person), ticket.workspace_id), text))
         customer = await _customer(work, ticket)
-        next_due = self.standards.hours(ticket).add(work.now, self.policy.promises.late_update_in)
+        late_update_in = self.policy.promises.late_update_in
+        next_due = self.standards.hours(ticket).add(work.now, late_update_in)
         when = customer_time(next_due, self._zone(ticket, customer), work.now)
-        await self._tell(
-            work, ticket, customer, voice.promise_late_customer(customer, ticket, promise.what, when)
-        )
+        text = voice.promise_late_customer(customer, ticket, promise.what, when)
+        await self._tell(work, ticket, customer, text, next_update_in=late_update_in)
         return "late: agent, lead and customer told"
 
     async def _digest(self, work: Work, checkin: Checkin) -> str | None:
@@ -364,11 +364,19 @@ class Checkins:
         lead = self.policy.lead_of(ticket.queue)
         return await work.uow.agents.find(ticket.platform, lead) if lead else None
 
-    async def _tell(self, work: Work, ticket: Ticket, customer: Customer, text: str) -> None:
-        """The bot tells the customer something: recorded, sent, and it counts as an update."""
+    async def _tell(
+        self,
+        work: Work,
+        ticket: Ticket,
+        customer: Customer,
+        text: str,
+        next_update_in: timedelta | None = None,
+    ) -> None:
+        """The bot tells the customer something: recorded, sent, and it counts as an update. When it names
+        the time of the next update (`next_update_in`), the update clock keeps that time."""
         await record(work, ticket, EntryKind.BOT, Person(ticket.platform, "relaydesk", BOT), text, None)
         work.say(to_customer(ticket, customer, text))
-        await self.standards.on_customer_updated(work, ticket)
+        await self.standards.on_customer_updated(work, ticket, next_in=next_update_in)
 
     def _zone(self, ticket: Ticket, customer: Customer) -> ZoneInfo:
         return customer_zone(customer, self.standards.hours(ticket).zone)
@@ -379,7 +387,7 @@ def customer_zone(customer: Customer, fallback: ZoneInfo) -> ZoneInfo:
     if customer.timezone:
         try:
             return ZoneInfo(customer.timezone)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OSError):  # unknown, malformed, or a tzdata folder ("Europe")
             return fallback
     return fallback
 

@@ -724,8 +724,10 @@ class Desk:
             )
         else:
             await self._renamed(work, customer, person)
-            if email is None or (customer.email == email and customer.email_verified):
+            if email is None:
                 return customer
+            # Checked on every message, not only when the email is new to us: two first messages racing
+            # in two processes cannot see each other, but the next one links them.
             customer.email, customer.email_verified = email, True
         if email is None:
             return customer
@@ -1461,7 +1463,7 @@ def _zone_of(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
     if name:
         try:
             return ZoneInfo(name)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, OSError):  # unknown, malformed, or a tzdata folder ("Europe")
             pass
     return fallback
 

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 _PART = re.compile(r"(\d+)\s*([wdhms])")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+LONGEST = timedelta(days=3660)
+"""No duration a desk needs is longer than ten years; longer ones are typing mistakes."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -16,8 +18,13 @@ def parse_duration(text: str) -> timedelta:
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"'{text}' is not a duration; write it like 90m, 2h, 1d or 1h30m")
     total = timedelta()
-    for number, unit in parts:
-        total += timedelta(**{_UNITS[unit]: int(number)})
+    try:
+        for number, unit in parts:
+            total += timedelta(**{_UNITS[unit]: int(number)})
+    except OverflowError:
+        raise ValueError(f"'{text}' is too long a time") from None
+    if total > LONGEST:
+        raise ValueError(f"'{text}' is too long a time; at most {LONGEST.days} days")
     return total
 
 

@@ -97,7 +97,11 @@ class Standards:
         await self.on_customer_updated(work, ticket, clocks)
 
     async def on_customer_updated(
-        self, work: Work, ticket: Ticket, clocks: list[SlaClock] | None = None
+        self,
+        work: Work,
+        ticket: Ticket,
+        clocks: list[SlaClock] | None = None,
+        next_in: timedelta | None = None,
     ) -> None:
         """The customer heard from us (a reply, or the bot's progress update): the update clock restarts."""
         clocks = clocks if clocks is not None else await self._clocks(work, ticket)
@@ -106,14 +110,13 @@ class Standards:
                 self._meet(work, clock)
         if ticket.status not in (Status.RESOLVED, Status.CLOSED):
             state = ClockState.PAUSED if ticket.status is Status.WAITING_ON_CUSTOMER else ClockState.RUNNING
-            await self._start(work, ticket, Metric.UPDATE, clocks, state=state)
+            await self._start(work, ticket, Metric.UPDATE, clocks, state=state, target=next_in)
 
     async def on_customer_wrote(self, work: Work, ticket: Ticket) -> None:
         """A customer message after our first response wants a next reply (one clock at a time)."""
         clocks = await self._clocks(work, ticket)
-        answered = any(c.metric is Metric.FIRST_RESPONSE and c.state is ClockState.MET for c in clocks)
-        waiting = any(c.metric is Metric.NEXT_REPLY and c.running for c in clocks)
-        if answered and not waiting:
+        owed = any(c.metric in (Metric.FIRST_RESPONSE, Metric.NEXT_REPLY) and c.running for c in clocks)
+        if not owed:  # (a ticket resolved unanswered and reopened owes a reply too)
             await self._start(work, ticket, Metric.NEXT_REPLY, clocks)
 
     async def on_status(self, work: Work, ticket: Ticket, old: Status, new: Status) -> None:

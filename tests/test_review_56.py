@@ -1,7 +1,7 @@
 """Review 56: SLA clocks, check-ins, promises, times and profile linking, through the desk's services.
 
-Tests marked `xfail(strict=True)` pin down a bug found in review (the reason says what and where); they
-fail now and will pass once it is fixed. The others check behaviour the review verified and found untested.
+Some tests pin down bugs a review found (now fixed), so they stay fixed; the others check behaviour the
+review verified and found untested.
 The policy is test_standards.py's: Mon-Fri 09:00-17:00 Europe/Berlin, normal external tickets answered
 within 1h30m, a next reply within 2h, an update every 4h, resolution in 8h; warnings at 80%.
 """
@@ -56,14 +56,6 @@ async def promised(h: Harness) -> None:
 # --- bugs: odd input ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a huge promise duration crashes the command: parse_duration (bot/durations.py:20) raises "
-        "OverflowError, which _is_duration (bot/when.py:118) does not catch, and resolve "
-        "(bot/when.py:60) adds a duration past datetime.max; the agent should get a polite refusal"
-    ),
-)
 @pytest.mark.parametrize("when", ["9999999999d", "99999999d"])
 async def test_a_promise_due_in_an_absurd_number_of_days_is_refused_politely(when: str) -> None:
     h = await with_agents(desk_at(MONDAY))
@@ -76,14 +68,6 @@ async def test_a_promise_due_in_an_absurd_number_of_days_is_refused_politely(whe
     assert h.store.promises == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: customer_zone (bot/checkins.py:382) and _zone_of (bot/desk.py:1464) catch only "
-        "KeyError/ValueError, but ZoneInfo('Europe') (a tzdata directory) raises IsADirectoryError "
-        "(an OSError): a profile timezone like that crashes every promise, greeting and check-in"
-    ),
-)
 async def test_a_profile_timezone_that_names_a_directory_falls_back_to_the_queues() -> None:
     h = await with_agents(desk_at(MONDAY))
     await open_ticket(h)
@@ -110,14 +94,6 @@ async def test_an_unknown_profile_timezone_falls_back_to_the_queues_in_the_greet
 # --- bugs: promises ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: after /ticket transfer to a queue the ticket is unclaimed, but _promise_reminder and "
-        "_promise_overdue (bot/checkins.py:282, 298) fall back to promise.made_by, so the agent who "
-        "handed the ticket away is reminded privately and the queue that owns it hears nothing"
-    ),
-)
 async def test_a_promise_reminder_follows_the_ticket_into_a_queue() -> None:
     h = await with_agents(desk_at(MONDAY))
     await promised(h)
@@ -131,14 +107,6 @@ async def test_a_promise_reminder_follows_the_ticket_into_a_queue() -> None:
     assert containing(to_thread(out), "Reminder: #1 promise 1"), "the queue owning it is reminded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a late promise tells the customer they hear from us within promises.late_update_in "
-        "(bot/checkins.py:307), but _tell restarts the update clock with the full update interval "
-        "(bot/standards.py on_customer_updated), so nothing happens at the time the customer was given"
-    ),
-)
 async def test_the_time_a_late_promise_gives_the_customer_is_kept() -> None:
     h = await with_agents(desk_at(MONDAY))
     await promised(h)
@@ -153,14 +121,6 @@ async def test_the_time_a_late_promise_gives_the_customer_is_kept() -> None:
 # --- bugs: clocks ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a ticket resolved before any public reply has its first response clock cancelled; when the "
-        "customer writes back and reopens it, on_customer_wrote (bot/standards.py:114) starts a next "
-        "reply only after a MET first response, so no reply clock runs at all"
-    ),
-)
 async def test_a_customer_reopening_an_unanswered_ticket_is_owed_a_reply_on_a_clock() -> None:
     h = await with_agents(desk_at(MONDAY))
     await open_ticket(h)
@@ -291,14 +251,6 @@ class _MeetAfterEmailLookup:
         await self._inner.__aexit__(*exc)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: two first messages with the same verified email racing each other both miss the other's "
-        "uncommitted profile in _customer_record (bot/desk.py:732), and later messages return early "
-        "(bot/desk.py:727) once the profile's own email is verified, so the two are never linked"
-    ),
-)
 async def test_two_first_messages_with_one_verified_email_end_as_one_customer(pg_engine: AsyncEngine):
     sessions = session_factory(pg_engine)
     barrier, calls = asyncio.Barrier(2), []

@@ -1,7 +1,7 @@
 """Review 7: surveys, upset customers and reports, through the desk's public services.
 
-Tests marked `xfail(strict=True)` pin down a bug found in review (the reason says what and where); they
-fail now and will pass once it is fixed. The others check behaviour the review verified and found untested.
+Some tests pin down bugs a review found (now fixed), so they stay fixed; the others check behaviour the
+review verified and found untested.
 """
 
 from __future__ import annotations
