@@ -22,9 +22,9 @@ def parse_duration(text: str) -> timedelta:
         for number, unit in parts:
             total += timedelta(**{_UNITS[unit]: int(number)})
     except OverflowError:
-        raise ValueError(f"'{text}' is too long a time") from None
+        raise ValueError(f"'{text}' is more than ten years") from None
     if total > LONGEST:
-        raise ValueError(f"'{text}' is too long a time; at most {LONGEST.days} days")
+        raise ValueError(f"'{text}' is more than ten years")
     return total
 
 
