@@ -35,8 +35,8 @@ from bot.messages import Person, ToAgent, ToAgents, staff
 from bot.policy import Policy
 from bot.satisfaction import SURVEY_EXPIRE, Satisfaction
 from bot.standards import BREACH, WARNING, Standards, schedule
-from bot.when import customer_time
-from bot.work import Work, addressee, agents_about, log, person_of, record, to_customer
+from bot.when import customer_time, zone_or
+from bot.work import Work, addressed_customer, agents_about, lead_of, log, person_of, record, to_customer
 
 WAITING_CHECKIN = "waiting_checkin"
 WAITING_REMINDER = "waiting_reminder"
@@ -180,7 +180,7 @@ class Checkins:
         if warn_at > work.now:
             checkin.due_at = warn_at
             return "moved"
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         due = customer_time(clock.due_at, self.standards.hours(ticket).zone, work.now)
         assignee = await _assignee(work, ticket)
         audience: ToAgent | ToAgents = (
@@ -202,7 +202,7 @@ class Checkins:
             checkin.due_at = clock.due_at
             return "moved"
         clock.breached_at = clock.breached_at or work.now
-        lead = await self._lead(work, ticket)
+        lead = await lead_of(work, self.policy, ticket)
         text = voice.sla_breach(ticket, clock.metric, clock.target, lead.display_name if lead else None)
         work.say(staff(agents_about(ticket), text))
         if lead is not None:
@@ -210,7 +210,7 @@ class Checkins:
         await log(work, ticket, "breached", BOT, metric=clock.metric, cycle=clock.cycle)
         if clock.metric is Metric.UPDATE:
             # Nobody updated the customer in time: they hear from us anyway, with the next time.
-            customer = await _customer(work, ticket)
+            customer = await addressed_customer(work, ticket)
             next_due = self.standards.due(ticket, Metric.UPDATE, work.now)
             when = customer_time(next_due, self._zone(ticket, customer), work.now)
             await self._tell(work, ticket, customer, voice.progress_update(customer, ticket, when))
@@ -220,7 +220,7 @@ class Checkins:
         ticket = await self._still_waiting(work, checkin)
         if ticket is None:
             return None
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         await self._tell(work, ticket, customer, voice.waiting_checkin(customer, ticket))
         return "asked the customer"
 
@@ -228,7 +228,7 @@ class Checkins:
         ticket = await self._still_waiting(work, checkin)
         if ticket is None:
             return None
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         waiting = self.policy.waiting
         resolve_at = (
             ticket.status_changed_at + waiting.auto_resolve_after if ticket.status_changed_at else work.now
@@ -241,7 +241,7 @@ class Checkins:
         ticket = await self._still_waiting(work, checkin)
         if ticket is None:
             return None
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         old = ticket.move_to(Status.RESOLVED, work.now)
         await log(work, ticket, "status", BOT, old=old, new=Status.RESOLVED, why="no answer")
         await self.after_status(work, ticket, old, Status.RESOLVED)
@@ -266,7 +266,7 @@ class Checkins:
         if ticket is None or ticket.status in (Status.RESOLVED, Status.CLOSED):
             return None
         week = int(checkin.detail.get("week", "1"))
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         next_due = self.standards.due(ticket, Metric.UPDATE, work.now)
         when = customer_time(next_due, self._zone(ticket, customer), work.now)
         await self._tell(work, ticket, customer, voice.weekly_report(customer, ticket, week, when))
@@ -296,14 +296,14 @@ class Checkins:
         promise.broken_at = work.now
         await log(work, ticket, "promise_late", BOT, promise=promise.number)
         maker = await _assignee(work, ticket)
-        lead = await self._lead(work, ticket)
+        lead = await lead_of(work, self.policy, ticket)
         text = voice.promise_late_staff(
             ticket, promise.number, promise.what, lead.display_name if lead else None
         )
         work.say(staff(agents_about(ticket), text))
         for person in {a.id: a for a in (maker, lead) if a is not None}.values():
             work.say(staff(ToAgent(person_of(person), ticket.workspace_id), text))
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         late_update_in = self.policy.promises.late_update_in
         next_due = self.standards.hours(ticket).add(work.now, late_update_in)
         when = customer_time(next_due, self._zone(ticket, customer), work.now)
@@ -360,10 +360,6 @@ class Checkins:
                 return ticket, promise
         return None
 
-    async def _lead(self, work: Work, ticket: Ticket) -> Agent | None:
-        lead = self.policy.lead_of(ticket.queue)
-        return await work.uow.agents.find(ticket.platform, lead) if lead else None
-
     async def _tell(
         self,
         work: Work,
@@ -384,19 +380,7 @@ class Checkins:
 
 def customer_zone(customer: Customer, fallback: ZoneInfo) -> ZoneInfo:
     """The customer's own timezone when their profile has one, else the queue's."""
-    if customer.timezone:
-        try:
-            return ZoneInfo(customer.timezone)
-        except (KeyError, ValueError, OSError):  # unknown, malformed, or a tzdata folder ("Europe")
-            return fallback
-    return fallback
-
-
-async def _customer(work: Work, ticket: Ticket) -> Customer:
-    """The ticket's customer as its messages address them (check-ins only read the profile)."""
-    customer = await work.uow.customers.get(ticket.customer_id)
-    assert customer is not None
-    return await addressee(work, ticket, customer)
+    return zone_or(customer.timezone, fallback)
 
 
 async def _assignee(work: Work, ticket: Ticket) -> Agent | None:

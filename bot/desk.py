@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from bot import packet as packets
 from bot import profiles, reports, transcript, voice
@@ -98,7 +97,7 @@ from bot.ports import Conflict, UnitOfWork
 from bot.satisfaction import Satisfaction
 from bot.standards import Standards
 from bot.text import clean, shorten
-from bot.when import WhenError, customer_time, resolve
+from bot.when import WhenError, customer_time, resolve, zone_or
 from bot.work import Work as _Work
 from bot.work import addressee as _addressee
 from bot.work import agents_about as _agents_about
@@ -330,9 +329,11 @@ class Desk:
             names = await self._customer_names(work, mine + unclaimed)
             mine_lines = tuple(_line(t, names, work.now) for t in mine)
             unclaimed_lines = tuple(_line(t, names, work.now) for t in unclaimed)
-            week = work.now - WEEK
-            mine_stats, _ = await self._figures(work, week, work.now + JUST_NOW, None, agent.id)
-            team_stats, _ = await self._figures(work, week, work.now + JUST_NOW, None, None)
+            week, end = work.now - WEEK, work.now + JUST_NOW
+            data = await self._report_data(work, week, end)  # read once, for both
+            hours_for = self.policy.hours_for
+            mine_stats = reports.compute(data, week, end, hours_for, agent_id=agent.id, now=work.now)
+            team_stats = reports.compute(data, week, end, hours_for, now=work.now)
             return Overview(
                 mine_lines,
                 unclaimed_lines,
@@ -483,10 +484,10 @@ class Desk:
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
         current = None if request else await self._current_ticket(work, customer, conversation, kind)
+        mood = self._moods.read(text)  # once per message: every path below records it
         if current is not None and not current.is_closed:
-            mood_score = self._moods.read(text).score
             answered = await self.satisfaction.take_reply(
-                work, current, person, customer.id, text, message.message_id, mood_score
+                work, current, person, customer.id, text, message.message_id, mood.score
             )
             if answered:
                 return
@@ -498,9 +499,8 @@ class Desk:
                 await self._say_to_customer(work, current, customer, voice.welcome(speaking))
             return
         if current is None or current.is_closed:
-            await self._open_ticket(work, customer, message, text, kind, current, request)
+            await self._open_ticket(work, customer, message, text, mood, kind, current, request)
             return
-        mood = self._moods.read(text)
         await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id, mood.score)
         old = current.customer_wrote(work.now)
         if old is not None:
@@ -559,6 +559,7 @@ class Desk:
         customer: Customer,
         message: IncomingMessage,
         text: str,
+        mood: Mood,
         kind: TicketKind,
         previous: Ticket | None,
         request: Request | None = None,
@@ -571,7 +572,6 @@ class Desk:
         subject = voice.subject(text, self.policy.intake.subject_length)
         if request and request.category:
             subject = voice.subject(f"{request.category}: {subject}", self.policy.intake.subject_length)
-        mood = self._moods.read(text)
         queue = self.policy.default_queue_for(kind)
         priority = (request and request.priority) or self.policy.default_priority_for(kind)
         complaints = self.policy.complaints
@@ -1113,7 +1113,7 @@ class Desk:
         if len(what) > PROMISE_LIMIT:
             raise Refusal(_private(actor, voice.too_long("A promise", PROMISE_LIMIT)))
         hours = self.standards.hours(ticket)
-        agent_zone = _zone_of(actor.person.timezone, hours.zone)
+        agent_zone = zone_or(actor.person.timezone, hours.zone)
         try:
             due = resolve(command.when, work.now, agent_zone, hours)
         except WhenError as error:
@@ -1221,6 +1221,14 @@ class Desk:
     async def _figures(
         self, work: _Work, start: datetime, end: datetime, queue: str | None, agent_id: int | None
     ) -> tuple[reports.Stats, list[reports.DayPoint]]:
+        data = await self._report_data(work, start, end)
+        hours_for = self.policy.hours_for
+        stats = reports.compute(data, start, end, hours_for, queue, agent_id, now=work.now)
+        zone = hours_for(queue or self.policy.default_queue).zone
+        return stats, reports.daily(data, start, end, hours_for, zone, queue, agent_id)
+
+    async def _report_data(self, work: _Work, start: datetime, end: datetime) -> reports.ReportData:
+        """Everything a report of the period reads, gathered once."""
         uow = work.uow
         tickets = {t.number: t for t in await uow.tickets.touched_between(start, end, REPORT_TICKETS)}
         surveys = await uow.surveys.touched_between(start, end)
@@ -1234,7 +1242,7 @@ class Desk:
             if ticket.assignee_id is not None and ticket.assignee_id not in names:
                 agent = await uow.agents.get(ticket.assignee_id)
                 names[ticket.assignee_id] = agent.display_name if agent else "?"
-        data = reports.ReportData(
+        return reports.ReportData(
             tickets=list(tickets.values()),
             clocks=await uow.clocks.for_tickets(numbers),
             promises=await uow.promises.for_tickets(numbers),
@@ -1242,10 +1250,6 @@ class Desk:
             events=await uow.timeline.for_tickets(numbers),
             agents=names,
         )
-        hours_for = self.policy.hours_for
-        stats = reports.compute(data, start, end, hours_for, queue, agent_id, now=work.now)
-        zone = hours_for(queue or self.policy.default_queue).zone
-        return stats, reports.daily(data, start, end, hours_for, zone, queue, agent_id)
 
     async def _stats(self, work: _Work, actor: Actor, command: ShowStats) -> None:
         """The figures for the asking agent, with a chart of the days."""
@@ -1456,16 +1460,6 @@ def _line(ticket: Ticket, names: dict[int, str], now: datetime) -> TicketLine:
 def _private_to_customer(actor: Actor, text: str) -> Outgoing:
     """An answer for the person who pressed a button, whatever their role."""
     return CustomerMessage(ToCustomer(actor.person), text)
-
-
-def _zone_of(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
-    """A person's timezone as the platform gave it, or the fallback when there is none we know."""
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (KeyError, ValueError, OSError):  # unknown, malformed, or a tzdata folder ("Europe")
-            pass
-    return fallback
 
 
 def _direct(actor: Actor) -> Conversation:

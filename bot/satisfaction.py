@@ -11,11 +11,11 @@ import re
 import zlib
 
 from bot import voice
-from bot.domain import Agent, Customer, EntryKind, Status, Survey, SurveyState, Ticket
+from bot.domain import Agent, EntryKind, Status, Survey, SurveyState, Ticket
 from bot.messages import CustomerMessage, Person, SurveyPrompt, ToAgent, staff
 from bot.policy import Policy
 from bot.standards import schedule
-from bot.work import Work, addressee, agents_about, log, person_of, record, to_customer
+from bot.work import Work, addressed_customer, agents_about, lead_of, log, person_of, record, to_customer
 
 SURVEY_EXPIRE = "survey_expire"
 SCALE = 5
@@ -73,7 +73,7 @@ class Satisfaction:
         await schedule(
             work, f"{ticket.number}:survey:{cycle}:expire", SURVEY_EXPIRE, expires, ticket.number, cycle=cycle
         )
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         text = voice.survey_ask(customer, ticket)
         await record(work, ticket, EntryKind.BOT, Person(ticket.platform, "relaydesk", BOT), text, None)
         message = to_customer(ticket, customer, text)
@@ -116,7 +116,7 @@ class Satisfaction:
             await record(work, ticket, EntryKind.CUSTOMER, author, text, message_id, mood)
             survey.comment, survey.commented_at = text.strip(), work.now
             await log(work, ticket, "survey_comment", author.display_name)
-            customer = await _customer(work, ticket)
+            customer = await addressed_customer(work, ticket)
             work.say(to_customer(ticket, customer, voice.survey_comment_thanks(customer)))
             header = voice.survey_comment_header(ticket, customer, survey.rating)
             work.say(staff(agents_about(ticket), header, text.strip()))
@@ -152,14 +152,13 @@ class Satisfaction:
         """The queue's lead, when a rating is low enough to go to them."""
         if rating is None or rating > self.policy.satisfaction.alert_at_or_below:
             return None
-        lead_name = self.policy.lead_of(ticket.queue)
-        return await work.uow.agents.find(ticket.platform, lead_name) if lead_name else None
+        return await lead_of(work, self.policy, ticket)
 
     async def _rated(self, work: Work, ticket: Ticket, survey: Survey, rating: int) -> None:
         first = survey.state is SurveyState.OPEN
         survey.state, survey.rating, survey.rated_at = SurveyState.RATED, rating, work.now
         await log(work, ticket, "rated", BOT, rating=rating, cycle=survey.cycle)
-        customer = await _customer(work, ticket)
+        customer = await addressed_customer(work, ticket)
         low = rating <= self.policy.satisfaction.alert_at_or_below
         text = voice.survey_low(customer, ticket) if low else voice.survey_thanks(customer)
         work.say(to_customer(ticket, customer, text))
@@ -170,10 +169,3 @@ class Satisfaction:
             if lead is not None:
                 alert = voice.survey_low_alert(ticket, customer, rating)
                 work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), alert))
-
-
-async def _customer(work: Work, ticket: Ticket) -> Customer:
-    """The ticket's customer as its messages address them."""
-    customer = await work.uow.customers.get(ticket.customer_id)
-    assert customer is not None
-    return await addressee(work, ticket, customer)

@@ -99,6 +99,16 @@ def customer_time(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
     return f"{clock} on {local.strftime('%A')} {local.day} {local.strftime('%B')}"
 
 
+def zone_or(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    """The timezone of that IANA name, or the fallback for none, an unknown name, or a tzdata folder."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (KeyError, ValueError, OSError):
+            pass
+    return fallback
+
+
 def _close_of(day: date, hours: BusinessHours | None) -> time:
     if hours is None or hours.always or day in hours.holidays:
         return CLOSE_OF_DAY

@@ -17,6 +17,7 @@ from bot.messages import (
     ToAgents,
     ToCustomer,
 )
+from bot.policy import Policy
 from bot.ports import UnitOfWork
 
 
@@ -85,3 +86,16 @@ async def addressee(work: Work, ticket: Ticket, customer: Customer) -> Customer:
     if identity is None or identity.display_name == customer.display_name:
         return customer
     return replace(customer, display_name=identity.display_name)
+
+
+async def addressed_customer(work: Work, ticket: Ticket) -> Customer:
+    """A ticket's customer as its messages address them (for wording, not for changes)."""
+    customer = await work.uow.customers.get(ticket.customer_id)
+    assert customer is not None
+    return await addressee(work, ticket, customer)
+
+
+async def lead_of(work: Work, policy: Policy, ticket: Ticket) -> Agent | None:
+    """The lead of the team that owns the ticket's queue, as an agent on the ticket's platform."""
+    name = policy.lead_of(ticket.queue)
+    return await work.uow.agents.find(ticket.platform, name) if name else None
