@@ -167,6 +167,23 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class Block:
+    """`/ticket block <customer> [duration|forever]`: their messages are not taken for a while.
+    `duration` None: the policy's default; `forever`: until someone unblocks them."""
+
+    customer: CustomerRef
+    duration: timedelta | None = None
+    forever: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unblock:
+    """`/ticket unblock <customer>`: lift a block early."""
+
+    customer: CustomerRef
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript(TicketCommand):
     """`/ticket transcript [#id]`: the whole ticket as Markdown and JSON files, for the agent."""
 
@@ -249,6 +266,8 @@ Command = (
     | Profile
     | GiveIncentive
     | Link
+    | Block
+    | Unblock
     | Transcript
     | MakePromise
     | Kept

@@ -19,6 +19,7 @@ from bot.commands import (
     Actor,
     AddSnippet,
     AgentMention,
+    Block,
     Claim,
     Command,
     CustomerRef,
@@ -48,8 +49,10 @@ from bot.commands import (
     TicketCommand,
     Transcript,
     Transfer,
+    Unblock,
 )
 from bot.domain import (
+    BLOCKED_FOR_GOOD,
     STATUS_WORDS,
     Agent,
     Anchor,
@@ -433,6 +436,12 @@ class Desk:
         if isinstance(command, ShowStats):
             await self._stats(work, actor, command)
             return
+        if isinstance(command, Block):
+            await self._block(work, actor, command)
+            return
+        if isinstance(command, Unblock):
+            await self._unblock(work, actor, command)
+            return
         assert isinstance(command, TicketCommand)
         ticket = await self._ticket_for(work, actor, command, conversation)
         await self._handlers[type(command)](work, actor, ticket, command)
@@ -483,6 +492,42 @@ class Desk:
         internal = request is not None or message.actor.role is Role.COLLEAGUE
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
+        if customer.is_blocked(work.now):
+            if not customer.block_told:  # one answer to a blocked flood, not one per message
+                customer.block_told = True
+                until = customer.blocked_until
+                assert until is not None
+                shown = None if until == BLOCKED_FOR_GOOD else self._customer_time(customer, until, work.now)
+                work.say(_private_to_customer(message.actor, voice.you_are_blocked(customer, shown)))
+            return
+        limits = self.policy.abuse
+        flooding = customer.count_message(work.now, limits.burst_window) > limits.burst_limit
+        if not flooding:
+            await self._take(work, message, customer, text, kind, request)
+            return
+        if request is not None:
+            raise Refusal(_private_to_customer(message.actor, voice.too_many_requests(customer)))
+        already_said = len(work.out)
+        await self._take(work, message, customer, text, kind, request)
+        del work.out[already_said:]  # recorded, but quiet: one flood must not become a hundred relays
+        if not customer.burst_told:
+            customer.burst_told = True
+            work.say(_private_to_customer(message.actor, voice.slow_down(customer)))
+            ticket = await self._current_ticket(work, customer, conversation, kind)
+            about = _agents_about(ticket) if ticket else ToAgents(None, person.platform)
+            work.say(staff(about, voice.flooding(customer, limits.burst_limit, limits.burst_window)))
+
+    async def _take(
+        self,
+        work: _Work,
+        message: IncomingMessage,
+        customer: Customer,
+        text: str,
+        kind: TicketKind,
+        request: Request | None,
+    ) -> None:
+        """Intake proper, once the person may write: their ticket found or opened, the message recorded."""
+        person, conversation = message.actor.person, message.conversation
         current = None if request else await self._current_ticket(work, customer, conversation, kind)
         mood = self._moods.read(text)  # once per message: every path below records it
         if current is not None and not current.is_closed:
@@ -841,6 +886,42 @@ class Desk:
         moved = await self._merge(work, keep, gone, agent.display_name, how="linked by an agent")
         work.say(_private(actor, voice.linked(keep, gone_name, moved)))
         await self._send_profile(work, actor, keep)
+
+    async def _block(self, work: _Work, actor: Actor, command: Block) -> None:
+        agent = await _agent_record(work, actor.person)
+        customer = await self._find_customer(work, actor, command.customer)
+        limits = self.policy.abuse
+        duration = command.duration or limits.default_block
+        if (command.forever or duration > limits.agent_block_limit) and not await self._is_lead(work, agent):
+            raise Refusal(_private(actor, voice.block_needs_lead(limits.agent_block_limit)))
+        until = BLOCKED_FOR_GOOD if command.forever else work.now + duration
+        customer.blocked_until, customer.block_told = until, False
+        assert customer.id is not None
+        detail = {"until": "unblocked" if command.forever else until.isoformat()}
+        await work.uow.audit.add(AuditRecord("blocked", customer.id, agent.display_name, work.now, detail))
+        work.say(_private(actor, voice.blocked(customer, None if command.forever else until)))
+
+    async def _unblock(self, work: _Work, actor: Actor, command: Unblock) -> None:
+        agent = await _agent_record(work, actor.person)
+        customer = await self._find_customer(work, actor, command.customer)
+        if not customer.is_blocked(work.now):
+            raise Refusal(_private(actor, voice.not_blocked(customer)))
+        customer.blocked_until, customer.block_told = None, False
+        assert customer.id is not None
+        await work.uow.audit.add(AuditRecord("unblocked", customer.id, agent.display_name, work.now))
+        work.say(_private(actor, voice.unblocked(customer)))
+
+    def _customer_time(self, customer: Customer, moment: datetime, now: datetime) -> str:
+        """A moment as the customer reads it: in their timezone, or the default queue's."""
+        fallback = self.policy.hours_for(self.policy.default_queue).zone
+        return customer_time(moment, customer_zone(customer, fallback), now)
+
+    async def _is_lead(self, work: _Work, agent: Agent) -> bool:
+        for name in self.policy.leads():
+            lead = await work.uow.agents.find(agent.platform, name)
+            if lead is not None and lead.id == agent.id:
+                return True
+        return False
 
     # --- ticket commands ----------------------------------------------------------------------
 

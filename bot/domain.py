@@ -7,7 +7,7 @@ adapter shares them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -97,7 +97,27 @@ class Customer:
     email_verified: bool = False
     tags: tuple[str, ...] = ()
     merged_into: int | None = None
+    blocked_until: datetime | None = None
+    """Set while an agent has blocked them: their messages are not taken (`BLOCKED_FOR_GOOD`: until
+    someone unblocks them)."""
+    block_told: bool = False
+    """Whether they were told of the block, so a flood gets one answer, not one per message."""
+    burst_started_at: datetime | None = None
+    """The start of the rate limit's current window, and how many messages they sent in it."""
+    burst_count: int = 0
+    burst_told: bool = False
     id: int | None = None
+
+    def is_blocked(self, now: datetime) -> bool:
+        return self.blocked_until is not None and now < self.blocked_until
+
+    def count_message(self, now: datetime, window: timedelta) -> int:
+        """Count one more message in the rate limit's window (a new window when the last one is over);
+        the count so far in this window, this message included."""
+        if self.burst_started_at is None or now - self.burst_started_at >= window:
+            self.burst_started_at, self.burst_count, self.burst_told = now, 0, False
+        self.burst_count += 1
+        return self.burst_count
 
     @property
     def name_to_use(self) -> str:
@@ -105,6 +125,10 @@ class Customer:
         if self.address_as:
             return self.address_as
         return self.display_name.split()[0] if self.display_name.strip() else "there"
+
+
+BLOCKED_FOR_GOOD = datetime(9999, 12, 31, tzinfo=UTC)
+"""`blocked_until` for a block with no end: it lasts until an agent lifts it."""
 
 
 @dataclass

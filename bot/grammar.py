@@ -12,6 +12,7 @@ from bot.commands import (
     PROFILE_FIELDS,
     AddSnippet,
     AgentMention,
+    Block,
     Claim,
     Command,
     CustomerRef,
@@ -40,6 +41,7 @@ from bot.commands import (
     Snippet,
     Transcript,
     Transfer,
+    Unblock,
 )
 from bot.domain import Priority
 from bot.durations import parse_duration
@@ -81,6 +83,11 @@ VERBS: dict[str, Verb] = {
         "/ticket link <@user|#id|platform:user> <@user|#id|platform:user>",
         "two accounts are one customer: merge their profiles and histories",
     ),
+    "block": Verb(
+        "/ticket block <@user|#id> [duration|forever]",
+        "stop taking someone's messages for a while (a day unless you say); forever takes a team lead",
+    ),
+    "unblock": Verb("/ticket unblock <@user|#id>", "take someone's messages again"),
     "transcript": Verb("/ticket transcript [#id]", "the whole ticket as Markdown and JSON files"),
     "promise": Verb(
         "/ticket promise [#id] <when> <what>",
@@ -320,6 +327,44 @@ def _link(rest: str, usage: str) -> Command:
     return Link(_customer_ref(first), _customer_ref(second))
 
 
+FOREVER_WORDS = ("forever", "permanently", "permanent", "indefinitely")
+
+
+def _block(rest: str, usage: str) -> Command:
+    """One customer (a mention, `#id` or `platform:user`, as one word) and, if given, for how long."""
+    word, after = _split_first(rest)
+    if not word:
+        raise ParseError("Whom should I block?", usage)
+    how_long, after = _split_first(after)
+    _no_more(after, usage)
+    duration, forever = block_length(how_long)
+    return Block(_customer_ref(word), duration, forever)
+
+
+def block_length(text: str) -> tuple[timedelta | None, bool]:
+    """How long a block lasts, as typed: nothing (the policy's default), a duration, or `forever`."""
+    text = text.strip()
+    if not text:
+        return None, False
+    if text.lower() in FOREVER_WORDS:
+        return None, True
+    try:
+        duration = parse_duration(text)
+    except ValueError as error:
+        raise ParseError(f"{error}, or say forever.", VERBS["block"].usage) from None
+    if duration <= timedelta(0):
+        raise ParseError("A block needs a duration longer than nothing.", VERBS["block"].usage)
+    return duration, False
+
+
+def _unblock(rest: str, usage: str) -> Command:
+    word, after = _split_first(rest)
+    if not word:
+        raise ParseError("Whom should I unblock?", usage)
+    _no_more(after, usage)
+    return Unblock(_customer_ref(word))
+
+
 def _promise(rest: str, usage: str) -> Command:
     ticket, rest = _take_ticket(rest, allow_bare=True)
     try:
@@ -397,6 +442,8 @@ _BUILDERS: dict[str, Callable[[str, str], Command]] = {
     "profile": _profile,
     "incentive": _with_text(GiveIncentive, "What did you give the customer?"),
     "link": _link,
+    "block": _block,
+    "unblock": _unblock,
     "transcript": _only_ticket(Transcript),
     "promise": _promise,
     "kept": _kept,

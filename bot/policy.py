@@ -299,6 +299,18 @@ class Satisfaction(_Strict):
     alert_at_or_below: int = Field(default=2, ge=1, le=4)
 
 
+class Abuse(_Strict):
+    """So one person cannot flood the desk. Past `burst_limit` messages within `burst_window`, a person's
+    messages are still recorded but go quiet: they are told once, the agents are alerted once, and a
+    /request is refused. Agents block people for `default_block` unless they say how long; a block
+    longer than `agent_block_limit`, or one with no end, takes a team lead."""
+
+    burst_limit: int = Field(default=20, ge=1)
+    burst_window: Duration = timedelta(minutes=1)
+    default_block: Duration = timedelta(hours=24)
+    agent_block_limit: Duration = timedelta(days=7)
+
+
 class Complaints(_Strict):
     """Upset customers: phrases that escalate on their own, how negative a message must score (VADER's
     compound score, -1 to 1) to count as upset, where such tickets go, and what agents are told."""
@@ -350,6 +362,7 @@ class Policy(_Strict):
     checkins: Checkins = Checkins()
     satisfaction: Satisfaction = Satisfaction()
     complaints: Complaints = Complaints()
+    abuse: Abuse = Abuse()
     snippets: dict[SnippetName, SnippetText] = Field(
         default_factory=dict, description="Saved replies agents send by name: name -> text."
     )
@@ -404,6 +417,10 @@ class Policy(_Strict):
         found = self.queue(queue)
         name = (found.hours if found else None) or self.default_hours or next(iter(self.hours))
         return self._business_hours[name]
+
+    def leads(self) -> set[str]:
+        """Every team lead, as the policy names them (a platform user id or a name)."""
+        return {team.lead for team in self.teams if team.lead}
 
     def lead_of(self, queue: str) -> str | None:
         """The lead of the team that owns the queue (who breaches are escalated to), if any."""

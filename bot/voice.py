@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.commands import TicketCommand
 from bot.domain import STATUS_WORDS, Agent, ClockState, Customer, Metric, Promise, Status, Ticket
+from bot.durations import format_duration
 from bot.messages import Person, TicketCard
 from bot.text import first_line, shorten
 
@@ -683,3 +684,59 @@ def age(delta: timedelta) -> str:
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%a %d %b %H:%M UTC")
+
+
+# --- abuse: rate limit and blocks -------------------------------------------------------------------
+
+
+def you_are_blocked(customer: Customer, until: str | None) -> str:
+    when = f"until {until}" if until else "until further notice"
+    return (
+        f"Hi {first_name(customer)}, our team has paused messages from you {when}, so what you send "
+        "before then won't reach us. After that, write here as usual and we'll pick it up."
+    )
+
+
+def slow_down(customer: Customer) -> str:
+    return (
+        f"Thanks, {first_name(customer)}. We've got every message you sent, and an agent will read them "
+        "all together, so there's no need to send more for now. We'll answer you here."
+    )
+
+
+def too_many_requests(customer: Customer) -> str:
+    return (
+        f"Sorry {first_name(customer)}, that's a lot of requests in a short time, so I didn't open this "
+        "one. Please wait a minute and raise it again; the ones you already sent are with the team."
+    )
+
+
+def flooding(customer: Customer, limit: int, window: timedelta) -> str:
+    return (
+        f"{customer.display_name} sent more than {limit} messages within {format_duration(window)}. "
+        "They are all recorded on the ticket, but I'm not relaying more of them for now. If this is "
+        "abuse, /ticket block them."
+    )
+
+
+def block_needs_lead(limit: timedelta) -> str:
+    return (
+        f"Blocks longer than {format_duration(limit)}, or forever, need a team lead. Block them for up to "
+        f"{format_duration(limit)} now and ask your lead to extend it."
+    )
+
+
+def blocked(customer: Customer, until: datetime | None) -> str:
+    when = f"until {_when(until)}" if until else "until someone unblocks them"
+    return (
+        f"Blocked {customer.display_name} {when}: their messages are not taken, and they are told so "
+        f"once. /ticket unblock lifts it."
+    )
+
+
+def not_blocked(customer: Customer) -> str:
+    return f"{customer.display_name} isn't blocked."
+
+
+def unblocked(customer: Customer) -> str:
+    return f"Unblocked {customer.display_name}: their messages are taken again."

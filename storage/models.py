@@ -101,6 +101,11 @@ class CustomerRow(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     merged_into: Mapped[int | None]
     """The customer this one was linked into; such a row keeps nothing personal."""
+    blocked_until: Mapped[datetime | None]
+    block_told: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    burst_started_at: Mapped[datetime | None]
+    burst_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    burst_told: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class IdentityRow(Base):

@@ -1189,6 +1189,7 @@ async def test_commands_are_synced_to_the_guild_and_answer_there(
     assert set(verbs) == {
         *("claim", "release", "reply", "note", "transfer", "pending", "hold", "resolve", "reopen"),
         *("priority", "show", "snippet", "customer", "profile", "incentive", "link", "transcript"),
+        *("block", "unblock"),
         *("promise", "kept", "stats", "queue", "mine", "help"),
     }
     assert set(verbs) == set(VERBS), "every verb of the grammar, as a subcommand"

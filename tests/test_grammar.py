@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.commands import (
     AgentMention,
+    Block,
     Claim,
     Command,
+    CustomerRef,
     Help,
     Hold,
     ListQueue,
@@ -25,6 +29,7 @@ from bot.commands import (
     SetPriority,
     Show,
     Transfer,
+    Unblock,
 )
 from bot.domain import Priority
 from bot.grammar import REQUEST_USAGE, VERBS, ParseError, help_text, parse
@@ -264,6 +269,8 @@ EXAMPLES = {
     "profile": "#1 timezone Europe/Berlin",
     "incentive": "#1 a 10% discount",
     "link": "<@U1> discord:42",
+    "block": "<@U1> 2h",
+    "unblock": "discord:42",
     "transcript": "#1",
     "promise": "#1 tomorrow 10:00 a call back",
     "kept": "#1 1",
@@ -383,3 +390,16 @@ def test_parse_returns_a_command_or_raises_parse_error(text: str):
         assert str(error)
         return
     assert isinstance(command, Command)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/ticket block <@U1>", Block(CustomerRef(key="U1"))),
+        ("/ticket block #12 90m", Block(CustomerRef(ticket=12), timedelta(minutes=90))),
+        ("/ticket block discord:42 Forever", Block(CustomerRef(key="42", platform="discord"), forever=True)),
+        ("/ticket unblock @dana", Unblock(CustomerRef(key="dana"))),
+    ],
+)
+def test_block_and_unblock_parse(text: str, expected: Command):
+    assert parse(text) == expected

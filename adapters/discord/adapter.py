@@ -22,6 +22,7 @@ from bot.commands import (
     PROFILE_FIELDS,
     Actor,
     AgentMention,
+    Block,
     Claim,
     Command,
     CustomerRef,
@@ -51,11 +52,12 @@ from bot.commands import (
     TicketCommand,
     Transcript,
     Transfer,
+    Unblock,
 )
 from bot.config import ConfigError
 from bot.desk import Desk
 from bot.domain import Priority, Role
-from bot.grammar import VERBS, ParseError, parse
+from bot.grammar import VERBS, ParseError, block_length, parse
 from bot.messages import (
     Attachment,
     Conversation,
@@ -820,6 +822,47 @@ def _ticket_group(adapter: DiscordAdapter) -> app_commands.Group:
         other = await _one_customer(interaction, second, None, other_id, "Which other account is theirs?")
         if other is not None:
             await adapter.run_command(interaction, Link(CustomerRef(key=str(first.id)), other))
+
+    @group.command(name="block", description=VERBS["block"].purpose.capitalize())
+    @app_commands.describe(
+        user="Whom to block, on Discord",
+        ticket="Or the customer of this ticket",
+        other_id="Or someone on another platform as platform:user_id (slack:U123), or a name",
+        duration="How long: 2h, 3d (a day unless you say), or forever (a team lead)",
+    )
+    @app_commands.autocomplete(ticket=tickets)
+    async def block(
+        interaction: discord.Interaction,
+        user: discord.User | None = None,
+        ticket: int | None = None,
+        other_id: str | None = None,
+        duration: str | None = None,
+    ) -> None:
+        try:
+            length, forever = block_length(duration or "")
+        except ParseError as error:
+            await _refuse(interaction, str(error))
+            return
+        ref = await _one_customer(interaction, user, ticket, other_id)
+        if ref is not None:
+            await adapter.run_command(interaction, Block(ref, length, forever))
+
+    @group.command(name="unblock", description=VERBS["unblock"].purpose.capitalize())
+    @app_commands.describe(
+        user="Whom to unblock, on Discord",
+        ticket="Or the customer of this ticket",
+        other_id="Or someone on another platform as platform:user_id (slack:U123), or a name",
+    )
+    @app_commands.autocomplete(ticket=tickets)
+    async def unblock(
+        interaction: discord.Interaction,
+        user: discord.User | None = None,
+        ticket: int | None = None,
+        other_id: str | None = None,
+    ) -> None:
+        ref = await _one_customer(interaction, user, ticket, other_id)
+        if ref is not None:
+            await adapter.run_command(interaction, Unblock(ref))
 
     @group.command(name="promise", description=VERBS["promise"].purpose.capitalize())
     @app_commands.describe(
