@@ -248,7 +248,7 @@ async def run_adapters(settings: Settings) -> int:
 
         adapters.append(DiscordAdapter(discord, runtime.desk))
     router = Router(adapters)
-    scheduler = DueWorkScheduler(runtime.desk, router.deliver)
+    scheduler = DueWorkScheduler(runtime.desk, router.deliver, timedelta(seconds=settings.sweep_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -260,7 +260,7 @@ async def run_adapters(settings: Settings) -> int:
         print(f"Relaydesk is running: {', '.join(router.adapters)}. Stop with Ctrl-C.", flush=True)
         await stop.wait()
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()
         for adapter in router.adapters.values():
             await adapter.stop()
         await runtime.close()
@@ -276,12 +276,14 @@ async def run_console(settings: Settings) -> int:
         await console.start()
         if sys.stdin.isatty():
             print(BANNER.format(agents=", ".join(settings.console_agents)), flush=True)
-            scheduler = DueWorkScheduler(runtime.desk, console.deliver)
+            scheduler = DueWorkScheduler(
+                runtime.desk, console.deliver, timedelta(seconds=settings.sweep_seconds)
+            )
             scheduler.start()
         await console.run(stdin_lines())
     finally:
         if scheduler is not None:
-            scheduler.shutdown()
+            await scheduler.shutdown()
         await runtime.close()
     return 0
 

@@ -6,13 +6,15 @@ the work was committed, and a refused command changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from bot import outbox, profiles, reports, transcript, voice
 from bot import packet as packets
-from bot import profiles, reports, transcript, voice
 from bot.checkins import SWEEP_BATCH, Checkins, customer_zone
 from bot.clock import Clock
 from bot.commands import (
@@ -91,12 +93,13 @@ from bot.messages import (
     ToAgent,
     ToAgents,
     ToCustomer,
+    Undelivered,
     staff,
 )
 from bot.mood import Mood, MoodReader, trend
 from bot.packet import ProfileView, PromiseView
 from bot.policy import Policy, fill_snippet, snippet_name_problem, snippet_text_problem
-from bot.ports import Conflict, UnitOfWork
+from bot.ports import Conflict, Unavailable, UnitOfWork
 from bot.satisfaction import Satisfaction
 from bot.standards import Standards
 from bot.text import clean, shorten
@@ -109,6 +112,7 @@ from bot.work import person_of as _person_of
 from bot.work import record as _record
 from bot.work import to_customer as _to_customer
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 LIST_LIMIT = 25
 NAME_LIMIT = 80
@@ -123,6 +127,8 @@ JUST_NOW = timedelta(seconds=1)
 """Periods end after this moment, so what happened just now counts (a period's end is exclusive)."""
 PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 CONFLICT_RETRIES = 3
+UNAVAILABLE_PAUSES = (0.1, 0.5, 1.0, 2.0, 4.0)
+"""Seconds between tries while the database is out of reach: about eight in all, then the error stands."""
 
 
 class Refusal(Exception):
@@ -166,7 +172,7 @@ class Desk:
     async def receive(self, message: IncomingMessage) -> list[Outgoing]:
         """A customer (or colleague) wrote in a support conversation."""
         message = replace(message, actor=_clean_actor(message.actor))
-        return await self._run(lambda work: self._intake(work, message))
+        return await self._run(lambda work: self._intake(work, message), message.actor.person)
 
     async def command(
         self, actor: Actor, text: str, conversation: Conversation | None = None
@@ -186,7 +192,7 @@ class Desk:
     ) -> list[Outgoing]:
         """Run a parsed command for an actor, in the context of a conversation (its thread)."""
         actor = _clean_actor(actor)
-        return await self._run(lambda work: self._dispatch(work, actor, command, conversation))
+        return await self._run(lambda work: self._dispatch(work, actor, command, conversation), actor.person)
 
     async def rate(self, actor: Actor, ticket_number: int, rating: int) -> list[Outgoing]:
         """A customer pressed a rating button. Only the ticket's own customer may rate it."""
@@ -208,7 +214,7 @@ class Desk:
                 text = voice.survey_done(name) if why == "done" else voice.survey_closed(name)
                 raise Refusal(_private_to_customer(actor, text))
 
-        return await self._run(take)
+        return await self._run(take, actor.person)
 
     async def register_agents(self, people: Sequence[Person]) -> None:
         """Make agents known before they act, so they can be named in a transfer."""
@@ -242,7 +248,7 @@ class Desk:
             body = InternalText(clean(text))
             await _record(work, ticket, EntryKind.NOTE, actor.person, body, message_id)
 
-        return await self._run(note)
+        return await self._run(note, actor.person)
 
     async def attach_card(self, ticket_number: int, platform: str, card: MessageRef) -> None:
         """Remember the card an adapter posted for a ticket, so its thread becomes the staff thread."""
@@ -361,12 +367,30 @@ class Desk:
         async def sweep(work: _Work) -> None:
             handled[0] = await self.checkins.sweep(work)
 
+        async def resend(work: _Work) -> None:
+            handled[0] = await outbox.due_again(work, self.policy.delivery)
+
         said: list[Outgoing] = []
-        for _ in range(SWEEP_ROUNDS):  # a batch per transaction, so locks stay short
-            said += await self._run(sweep)
-            if handled[0] < SWEEP_BATCH:
-                break
+        for job, batch in ((sweep, SWEEP_BATCH), (resend, outbox.SWEEP_LIMIT)):
+            for _ in range(SWEEP_ROUNDS):  # a batch per transaction, so locks stay short
+                said += await self._run(job)
+                if handled[0] < batch:
+                    break
         return said
+
+    async def settle(self, sent: Sequence[Outgoing], failed: Sequence[Undelivered] = ()) -> list[Outgoing]:
+        """An adapter sent what the desk said: cross off what the platform took; what failed after the
+        platform client's own retries is tried again later, or, out of tries or when the platform says
+        it never will work, marked on its ticket. What to tell the agents about that comes back."""
+        if not any(m.delivery is not None for m in sent) and not any(f.message.delivery for f in failed):
+            return []
+
+        async def settle(work: _Work) -> None:
+            await outbox.settle_sent(work, list(sent))
+            for failure in failed:
+                await outbox.settle_failed(work, self.policy.delivery, failure)
+
+        return await self._run(settle)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -380,24 +404,36 @@ class Desk:
         await self._run(ask)
         return answers[-1]
 
-    async def _run(self, job: Callable[[_Work], Awaitable[None]]) -> list[Outgoing]:
-        for attempt in range(CONFLICT_RETRIES):
-            async with self._uow_factory() as uow:
-                work = _Work(uow, self._clock.now())
-                try:
-                    await job(work)
-                    work.out = [await _in_staff_thread(work, message) for message in work.out]
-                    await uow.commit()
-                except Refusal as refusal:
-                    await uow.rollback()
-                    return list(refusal.args)
-                except Conflict:
-                    # Another process recorded the same thing first: run again against its result.
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
-                    continue
-                return work.out
-        return []
+    async def _run(
+        self, job: Callable[[_Work], Awaitable[None]], acting: Person | None = None
+    ) -> list[Outgoing]:
+        """Run a job in a unit of work; what it says is kept in the outbox with its changes (all but
+        private answers to `acting`). A lost race runs it again at once against the winner's result;
+        a database out of reach (a dropped connection, a locked file) runs it again after a pause."""
+        conflicts = 0
+        for pause in (*UNAVAILABLE_PAUSES, None):
+            try:
+                async with self._uow_factory() as uow:
+                    work = _Work(uow, self._clock.now())
+                    try:
+                        await job(work)
+                        work.out = [await _in_staff_thread(work, message) for message in work.out]
+                        await outbox.keep(work, self.policy.delivery, acting)
+                        await uow.commit()
+                    except Refusal as refusal:
+                        await uow.rollback()
+                        return list(refusal.args)
+                    return work.out
+            except Conflict:
+                conflicts += 1
+                if conflicts == CONFLICT_RETRIES:
+                    raise
+            except Unavailable:
+                if pause is None:
+                    raise
+                log.warning("the database is out of reach; trying again in %.1f s", pause)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _dispatch(
         self, work: _Work, actor: Actor, command: Command, conversation: Conversation | None
@@ -493,7 +529,7 @@ class Desk:
         kind = TicketKind.INTERNAL if internal else TicketKind.EXTERNAL
         customer = await self._customer_record(work, person, kind)
         if customer.is_blocked(work.now):
-            if not customer.block_told:  # one answer to a blocked flood, not one per message
+            if request is not None or not customer.block_told:  # a flood gets one answer; a command, each
                 customer.block_told = True
                 until = customer.blocked_until
                 assert until is not None
@@ -892,7 +928,8 @@ class Desk:
         customer = await self._find_customer(work, actor, command.customer)
         limits = self.policy.abuse
         duration = command.duration or limits.default_block
-        if (command.forever or duration > limits.agent_block_limit) and not await self._is_lead(work, agent):
+        long_block = command.forever or duration > limits.agent_block_limit
+        if (long_block or self._leads_block(customer, work.now)) and not self._is_lead(agent):
             raise Refusal(_private(actor, voice.block_needs_lead(limits.agent_block_limit)))
         until = BLOCKED_FOR_GOOD if command.forever else work.now + duration
         customer.blocked_until, customer.block_told = until, False
@@ -906,6 +943,8 @@ class Desk:
         customer = await self._find_customer(work, actor, command.customer)
         if not customer.is_blocked(work.now):
             raise Refusal(_private(actor, voice.not_blocked(customer)))
+        if self._leads_block(customer, work.now) and not self._is_lead(agent):
+            raise Refusal(_private(actor, voice.block_needs_lead(self.policy.abuse.agent_block_limit)))
         customer.blocked_until, customer.block_told = None, False
         assert customer.id is not None
         await work.uow.audit.add(AuditRecord("unblocked", customer.id, agent.display_name, work.now))
@@ -916,12 +955,14 @@ class Desk:
         fallback = self.policy.hours_for(self.policy.default_queue).zone
         return customer_time(moment, customer_zone(customer, fallback), now)
 
-    async def _is_lead(self, work: _Work, agent: Agent) -> bool:
-        for name in self.policy.leads():
-            lead = await work.uow.agents.find(agent.platform, name)
-            if lead is not None and lead.id == agent.id:
-                return True
-        return False
+    def _leads_block(self, customer: Customer, now: datetime) -> bool:
+        """A block only a lead could have set (longer than agents may block for): only a lead changes it."""
+        until = customer.blocked_until
+        return until is not None and until - now > self.policy.abuse.agent_block_limit
+
+    def _is_lead(self, agent: Agent) -> bool:
+        """A lead, for permissions, by platform user id only: anyone can take a lead's display name."""
+        return agent.external_id in self.policy.leads()
 
     # --- ticket commands ----------------------------------------------------------------------
 

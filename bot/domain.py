@@ -436,3 +436,29 @@ class AuditRecord:
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass
+class Delivery:
+    """One message the desk said, kept in the same transaction as the change that made it, until the
+    platform has taken it: a crash between the two loses nothing, since the next sweep sends it.
+
+    `due_at` is when a sweep may (re)send it: a lease after the try in flight, or a failed try's backoff.
+    `attempts` counts tries begun. `payload` is the message (bot.outbox encodes and decodes it).
+    """
+
+    payload: dict[str, Any]
+    created_at: datetime
+    due_at: datetime
+    ticket_number: int | None = None
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 1
+    error: str | None = None
+    settled_at: datetime | None = None
+    id: int | None = None

@@ -134,7 +134,7 @@ def parse(text: str) -> Command:
             raise ParseError("Please tell us what you need after /request.", REQUEST_USAGE)
         return Request(rest.strip())
     raise ParseError(
-        f"I don't know the command /{name}. Try /ticket help, or /request for an internal request."
+        f"I don't know the command /{_short(name)}. Try /ticket help, or /request for an internal request."
     )
 
 

@@ -172,6 +172,8 @@ class CustomerMessage:
     audience: ToCustomer
     text: str
     survey: SurveyPrompt | None = None
+    delivery: int | None = field(default=None, compare=False)
+    """Its row in the outbox (bot.outbox), which adapters settle once the platform took it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not isinstance(self.audience, ToCustomer):
@@ -189,6 +191,8 @@ class StaffMessage:
     card: TicketCard | None = field(default=None)
     handover: Handover | None = None
     attachments: tuple[Attachment, ...] = ()
+    delivery: int | None = field(default=None, compare=False)
+    """Its row in the outbox (bot.outbox), which adapters settle once the platform took it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.audience, ToAgents | ToAgent):
@@ -210,6 +214,16 @@ class StaffMessage:
 
 
 Outgoing = CustomerMessage | StaffMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A message an adapter could not send, after its platform client's own retries. `final`: the
+    platform says it never will work (no such channel, no permission), so trying again is pointless."""
+
+    message: Outgoing
+    reason: str
+    final: bool = False
 
 
 def is_private_answer(message: Outgoing, person: Person) -> bool:

@@ -311,6 +311,20 @@ class Abuse(_Strict):
     agent_block_limit: Duration = timedelta(days=7)
 
 
+class Delivery(_Strict):
+    """Every message is kept in the outbox with the change that made it, until its platform took it.
+    A message not settled within `lease` (its process died) is sent by the next sweep; a failed one is
+    tried again after each of `retry_after`, then marked undeliverable on its ticket, and agents are told."""
+
+    lease: Duration = timedelta(minutes=2)
+    retry_after: list[Duration] = Field(
+        default_factory=lambda: [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30)],
+        min_length=0,
+        max_length=10,
+    )
+    keep_sent: Duration = timedelta(days=7)
+
+
 class Complaints(_Strict):
     """Upset customers: phrases that escalate on their own, how negative a message must score (VADER's
     compound score, -1 to 1) to count as upset, where such tickets go, and what agents are told."""
@@ -363,6 +377,7 @@ class Policy(_Strict):
     satisfaction: Satisfaction = Satisfaction()
     complaints: Complaints = Complaints()
     abuse: Abuse = Abuse()
+    delivery: Delivery = Delivery()
     snippets: dict[SnippetName, SnippetText] = Field(
         default_factory=dict, description="Saved replies agents send by name: name -> text."
     )

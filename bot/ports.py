@@ -16,6 +16,7 @@ from bot.domain import (
     AuditRecord,
     Checkin,
     Customer,
+    Delivery,
     Entry,
     Identity,
     Incentive,
@@ -32,6 +33,11 @@ from bot.domain import (
 
 class Conflict(Exception):
     """A uniqueness rule was hit at commit (another process recorded the same thing first)."""
+
+
+class Unavailable(Exception):
+    """The database could not be reached (a dropped connection, a restarting server, a file locked
+    longer than the busy timeout) before the work committed: nothing was written, so it may run again."""
 
 
 class CustomerRepository(Protocol):
@@ -237,6 +243,25 @@ class SurveyRepository(Protocol):
         ...
 
 
+class DeliveryRepository(Protocol):
+    """The outbox: messages said, until a platform took them."""
+
+    async def add_many(self, deliveries: list[Delivery]) -> list[Delivery]: ...
+    async def get(self, delivery_id: int) -> Delivery | None: ...
+    async def mark_sent(self, ids: list[int], moment: datetime) -> None:
+        """Settle these as taken by their platform (those still pending; a repeat changes nothing)."""
+        ...
+
+    async def claim_due(self, moment: datetime, limit: int) -> list[Delivery]:
+        """Pending deliveries whose time has come (a try that never settled, a retry), locked so that
+        no other process's sweep sends them too."""
+        ...
+
+    async def prune(self, settled_before: datetime) -> int:
+        """Forget sent deliveries settled before then; how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def customers(self) -> CustomerRepository: ...
@@ -262,6 +287,8 @@ class UnitOfWork(Protocol):
     def checkins(self) -> CheckinRepository: ...
     @property
     def surveys(self) -> SurveyRepository: ...
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
     @property
     def audit(self) -> AuditRepository: ...
 

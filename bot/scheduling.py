@@ -6,6 +6,7 @@ scheduler whose only job is to call the desk's sweep, which claims due rows in t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
@@ -16,6 +17,9 @@ from bot.desk import Desk
 from bot.messages import Outgoing
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 2.0
+"""Seconds a stopping process gives a sweep under way."""
 
 Deliver = Callable[[list[Outgoing]], Awaitable[None]]
 
@@ -28,6 +32,8 @@ class DueWorkScheduler:
         self._deliver = deliver
         self._interval = interval
         self._scheduler: AsyncIOScheduler | None = None
+        self._sweeping: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start inside the running event loop; the first sweep runs at once (work missed while down)."""
@@ -44,11 +50,26 @@ class DueWorkScheduler:
         self._scheduler.start()
 
     async def sweep(self) -> None:
+        self._sweeping = asyncio.current_task()
         try:
             await self._deliver(await self._desk.run_due_work())
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            log.info("due-work sweep stopped with the process; the outbox sends the rest at the next start")
         except Exception:
             log.exception("due-work sweep failed; it will run again at the next interval")
+        finally:
+            self._sweeping = None
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop waking sweeps, and give one under way a moment to finish; then it is cancelled, which
+        loses nothing: what it said and had not sent is in the outbox for the next sweep."""
+        self._stopping = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        running = self._sweeping
+        if running is not None:
+            await asyncio.wait({running}, timeout=SHUTDOWN_GRACE)
+            running.cancel()
+            await asyncio.wait({running})

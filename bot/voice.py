@@ -740,3 +740,11 @@ def not_blocked(customer: Customer) -> str:
 
 def unblocked(customer: Customer) -> str:
     return f"Unblocked {customer.display_name}: their messages are taken again."
+
+
+def undeliverable(ticket: Ticket, text: str, reason: str, tries: int) -> str:
+    plural = "try" if tries == 1 else "tries"
+    return (
+        f"Couldn't deliver our message to the customer of #{ticket.number} ({reason}, after {tries} "
+        f"{plural}). It said: “{shorten(text, 200)}”. Please reach them another way."
+    )

@@ -23,10 +23,16 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine; on SQLite with WAL, foreign keys and a busy timeout for concurrent writers."""
+    """An async engine. Pooled connections are tested before use, so one the server dropped (a restart,
+    a failover) is replaced instead of failing the next unit of work. On SQLite: WAL, foreign keys, a
+    busy timeout, and transactions that take the write lock when they begin (BEGIN IMMEDIATE), so two
+    writers wait their turn instead of one failing at once with "database is locked" when a read turns
+    into a write."""
+    options.setdefault("pool_pre_ping", True)
     engine = create_async_engine(async_url(url), **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -35,6 +41,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the driver begins nothing by itself: _sqlite_begin does
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
@@ -44,3 +51,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

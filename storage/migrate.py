@@ -27,11 +27,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
-    # Take the database's write lock first, so a second process waits and then finds the work done.
+    # Take the database's write lock first, so a second process waits and then finds the work done
+    # (on SQLite every transaction begins by taking it: see storage/engine.py).
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-    elif connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

@@ -27,6 +27,7 @@ from sqlalchemy.types import TypeDecorator
 from bot.domain import (
     CheckinState,
     ClockState,
+    DeliveryState,
     EntryKind,
     Metric,
     Priority,
@@ -345,3 +346,20 @@ class SurveyRow(Base):
     """A rating racing another rating (a double click) or the expiry: the second update loses."""
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own mapping hook
+
+
+class DeliveryRow(Base):
+    """The outbox: what the desk said, until a platform took it (see bot.domain.Delivery)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    ticket_number: Mapped[int | None] = mapped_column(index=True)
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState))
+    attempts: Mapped[int] = mapped_column(default=1)
+    error: Mapped[str | None] = mapped_column(String(500))
+    settled_at: Mapped[datetime | None]

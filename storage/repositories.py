@@ -23,6 +23,8 @@ from bot.domain import (
     Checkin,
     CheckinState,
     Customer,
+    Delivery,
+    DeliveryState,
     Entry,
     EntryKind,
     Identity,
@@ -48,6 +50,7 @@ from storage.models import (
     Base,
     CheckinRow,
     CustomerRow,
+    DeliveryRow,
     EntryRow,
     IdentityRow,
     IncentiveRow,
@@ -94,6 +97,27 @@ RETRYABLE_STATES = frozenset({"40P01", "40001"})
 def is_lost_race(error: DBAPIError) -> bool:
     sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
     return sqlstate in RETRYABLE_STATES
+
+
+UNAVAILABLE_WORDS = (
+    "database is locked",
+    "database is busy",
+    "connection is closed",
+    "connection was closed",
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means the database was out of reach rather than that the work was wrong: a
+    connection lost (SQLAlchemy invalidates it), a server that cannot be reached, a locked SQLite file."""
+    if isinstance(error, OSError):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(error.orig, OSError):
+        return True
+    text = str(error.orig).lower()
+    return any(words in text for words in UNAVAILABLE_WORDS)
 
 
 def is_unique_violation(error: IntegrityError) -> bool:
@@ -779,3 +803,52 @@ class SqlSurveys(_Tracked[Survey, SurveyRow]):
         return await self._one(
             select(SurveyRow).where(SurveyRow.customer_id == customer_id).order_by(SurveyRow.id.desc())
         )
+
+
+class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
+    domain = Delivery
+    row_type = DeliveryRow
+
+    def _decode(self, name: str, value: Any) -> Any:
+        return dict(value) if name == "payload" else value
+
+    async def add_many(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """One flush for all of them: a busy intake says two or three things each time."""
+        rows = [
+            DeliveryRow(**{name: getattr(d, name) for name in self._fields if name != self.key})
+            for d in deliveries
+        ]
+        self.session.add_all(rows)
+        await flush(self.session)
+        for delivery, row in zip(deliveries, rows, strict=True):
+            delivery.id = row.id
+            self._seen[row.id] = (delivery, row)
+        return deliveries
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        return await self._get(delivery_id)
+
+    async def mark_sent(self, ids: list[int], moment: datetime) -> None:
+        for chunk in _chunks(ids):
+            await self.session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id.in_(chunk), DeliveryRow.state == DeliveryState.PENDING)
+                .values(state=DeliveryState.SENT, settled_at=moment)
+            )
+
+    async def claim_due(self, moment: datetime, limit: int) -> list[Delivery]:
+        return await self._many(
+            select(DeliveryRow)
+            .where(DeliveryRow.state == DeliveryState.PENDING, DeliveryRow.due_at <= moment)
+            .order_by(DeliveryRow.due_at, DeliveryRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    async def prune(self, settled_before: datetime) -> int:
+        result = await self.session.execute(
+            delete(DeliveryRow).where(
+                DeliveryRow.state == DeliveryState.SENT, DeliveryRow.settled_at < settled_before
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot.ports import Conflict
+from bot.ports import Conflict, Unavailable
 from storage.repositories import (
     SqlAgents,
     SqlAnchors,
@@ -17,6 +17,7 @@ from storage.repositories import (
     SqlCheckins,
     SqlClocks,
     SqlCustomers,
+    SqlDeliveries,
     SqlEntries,
     SqlProfiles,
     SqlPromises,
@@ -24,7 +25,9 @@ from storage.repositories import (
     SqlSurveys,
     SqlTickets,
     SqlTimeline,
+    flush,
     is_lost_race,
+    is_unavailable,
     is_unique_violation,
 )
 
@@ -35,6 +38,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
+        self._committing = False
         self.customers = SqlCustomers(self.session)
         self.agents = SqlAgents(self.session)
         self.tickets = SqlTickets(self.session)
@@ -48,6 +52,7 @@ class SqlUnitOfWork:
         self.promises = SqlPromises(self.session)
         self.checkins = SqlCheckins(self.session)
         self.surveys = SqlSurveys(self.session)
+        self.deliveries = SqlDeliveries(self.session)
         return self
 
     async def __aexit__(
@@ -56,8 +61,15 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.session.rollback()
-        await self.session.close()
+        try:
+            await self.session.rollback()
+            await self.session.close()
+        except Exception as error:
+            if exc is None and not is_unavailable(error):
+                raise
+        if exc is not None and not self._committing and is_unavailable(exc):
+            # Lost before the commit was sent: nothing was written, so the caller may run it again.
+            raise Unavailable(str(exc)) from exc
 
     async def commit(self) -> None:
         for repository in (
@@ -68,8 +80,11 @@ class SqlUnitOfWork:
             self.promises,
             self.checkins,
             self.surveys,
+            self.deliveries,
         ):
             repository.sync()
+        await flush(self.session)  # what fails here wrote nothing yet; only the COMMIT itself is in doubt
+        self._committing = True
         try:
             await self.session.commit()
         except IntegrityError as error:

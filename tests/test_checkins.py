@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from fakes import Harness, dm
+from fakes import Delivering, Harness, dm
 from test_standards import (
     ANA,
     DANA,
@@ -409,7 +409,7 @@ async def test_two_sweeps_at_once_on_the_fakes_fire_each_checkin_once():
 
 async def test_two_sweeps_at_once_on_the_database_fire_each_checkin_once(uow_factory: UowFactory):
     clock = FakeClock(MONDAY)
-    desk = Desk(uow_factory, clock, berlin_policy())
+    desk = Delivering(Desk(uow_factory, clock, berlin_policy()))
 
     async def together() -> list[Outgoing]:
         first, second = await asyncio.gather(desk.run_due_work(), desk.run_due_work())

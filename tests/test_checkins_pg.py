@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fakes import Delivering
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_console import console, said_to
@@ -75,7 +76,7 @@ async def two_engines(pg_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngi
 
 def desk_on(engine: AsyncEngine, clock: FakeClock, policy: Policy) -> Desk:
     sessions = session_factory(engine)
-    return Desk(lambda: SqlUnitOfWork(sessions), clock, policy)
+    return Delivering(Desk(lambda: SqlUnitOfWork(sessions), clock, policy))
 
 
 async def waiting_tickets(desks: tuple[Desk, Desk], count: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import START, FakeStore
+from fakes import START, Delivering, FakeStore
 from sqlalchemy import select
 from test_console import relaydesk
 
@@ -60,7 +60,7 @@ DANA_SECRETS = (
 async def build_history(uow_factory: UowFactory) -> tuple[Desk, FakeClock, int, int]:
     """Dana's ticket: claimed, noted, edited, transferred, answered, resolved; Omar's ticket beside it."""
     clock = FakeClock(START)
-    desk = Desk(uow_factory, clock, load_policy())
+    desk = Delivering(Desk(uow_factory, clock, load_policy()))
     await desk.receive(IncomingMessage(DANA, DANA_FIRST, DANA_DM, "m-dana-1"))
     await desk.receive(IncomingMessage(OMAR, OMAR_TEXT, OMAR_DM, "m-omar-1"))
     clock.advance(timedelta(minutes=3))
@@ -263,7 +263,7 @@ async def test_unknown_or_malformed_customer_is_a_clear_error(uow_factory: UowFa
 async def test_forget_on_the_fakes() -> None:
     store = FakeStore()
     clock = FakeClock(START)
-    desk = Desk(store.uow, clock, load_policy())
+    desk = Delivering(Desk(store.uow, clock, load_policy()))
     await desk.receive(IncomingMessage(DANA, DANA_FIRST, DANA_DM, "m-dana-1"))
     await desk.execute(ANA, Note(1, "Dana called twice"))
     await data_rights.forget(store.uow, "slack:U-dana", clock, actor="auditor")

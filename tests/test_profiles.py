@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fakes import START, Harness, agent, build_desk, customer
+from fakes import START, Delivering, Harness, agent, build_desk, customer
 from sqlalchemy import MetaData, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -623,7 +623,7 @@ class SqlDesk:
     def __init__(self, uow_factory: UowFactory) -> None:
         self.uow_factory = uow_factory
         self.clock = FakeClock(START)
-        self.desk = Desk(uow_factory, self.clock, load_policy())
+        self.desk = Delivering(Desk(uow_factory, self.clock, load_policy()))
         self._messages = 0
 
     async def write(self, actor: Actor, text: str, where: Conversation | None = None) -> list[Outgoing]:

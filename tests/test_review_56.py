@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fakes import Harness
+from fakes import Delivering, Harness
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_standards import (
     ANA,
@@ -255,8 +255,8 @@ async def test_two_first_messages_with_one_verified_email_end_as_one_customer(pg
     sessions = session_factory(pg_engine)
     barrier, calls = asyncio.Barrier(2), []
     clock = FakeClock(MONDAY)
-    desk = Desk(
-        lambda: _MeetAfterEmailLookup(SqlUnitOfWork(sessions), barrier, calls), clock, berlin_policy()
+    desk = Delivering(
+        Desk(lambda: _MeetAfterEmailLookup(SqlUnitOfWork(sessions), barrier, calls), clock, berlin_policy())
     )
     slack = Actor(Person("slack", "Udana", "Dana Scully", email="dana@example.com"), Role.CUSTOMER)
     discord = Actor(Person("discord", "4711", "dana", email="dana@example.com"), Role.CUSTOMER)

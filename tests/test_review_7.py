@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
-from fakes import START, Harness, agent, build_desk, colleague, customer
+from fakes import START, Delivering, Harness, agent, build_desk, colleague, customer
 
 from bot import data_rights
 from bot.clock import FakeClock
@@ -88,7 +88,7 @@ async def test_a_rating_racing_the_expiry_ends_either_rated_or_expired_unrated()
     h = await resolved()
     expires = survey_of(h).expires_at
     h.clock.set(expires - timedelta(seconds=1))
-    sweeper = Desk(h.store.uow, FakeClock(expires), h.policy)  # another process, a second later
+    sweeper = Delivering(Desk(h.store.uow, FakeClock(expires), h.policy))  # another process, a second later
 
     await asyncio.gather(h.desk.rate(DANA, 1, 5), sweeper.run_due_work())
 
@@ -264,7 +264,7 @@ async def test_forgetting_erases_survey_comments_in_the_database(
     uow_factory: Callable[[], UnitOfWork],
 ) -> None:
     clock = FakeClock(START)
-    desk = Desk(uow_factory, clock, load_policy())
+    desk = Delivering(Desk(uow_factory, clock, load_policy()))
     await desk.register_agents([ANA.person])
     where = Conversation("slack", "D-Udana")
     await desk.receive(IncomingMessage(DANA, "My order A-1234 never arrived", where, "m1"))

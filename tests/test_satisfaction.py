@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeStore, customer
+from fakes import Delivering, FakeStore, customer
 from test_console import console, said_to
 from test_standards import ANA, BEN, DANA, EVE, LEA, MONDAY, berlin_policy, one
 
@@ -159,7 +159,9 @@ class Desked:
 
 
 async def desk_on(factory: UowFactory, the_policy: Policy | None = None) -> Desked:
-    desked = Desked(Desk(factory, clock := FakeClock(MONDAY), the_policy or policy()), clock, factory)
+    desked = Desked(
+        Delivering(Desk(factory, clock := FakeClock(MONDAY), the_policy or policy())), clock, factory
+    )
     await desked.desk.register_agents([ANA.person, BEN.person, LEA.person])
     return desked
 

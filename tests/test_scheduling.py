@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from fakes import Delivering
+
 from bot.clock import FakeClock
 from bot.commands import Actor, IncomingMessage
 from bot.desk import Desk
@@ -45,7 +47,7 @@ async def test_the_first_sweep_runs_at_start_and_closes_quiet_resolved_tickets(
     uow_factory: Callable[[], SqlUnitOfWork],
 ) -> None:
     clock = FakeClock(START)
-    desk = Desk(uow_factory, clock, load_policy())
+    desk = Delivering(Desk(uow_factory, clock, load_policy()))
     await _resolved_ticket(desk)
     clock.advance(timedelta(days=7, minutes=1))
     sweeps: list[list[Outgoing]] = []
@@ -58,7 +60,7 @@ async def test_the_first_sweep_runs_at_start_and_closes_quiet_resolved_tickets(
     try:
         await _wait_for(lambda: bool(sweeps))
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()
     assert len(sweeps) == 1, "one sweep at start; the next is an hour away"
     assert await _status(uow_factory) is Status.CLOSED
 
@@ -67,7 +69,7 @@ async def test_a_resolved_ticket_stays_resolved_until_its_time(
     uow_factory: Callable[[], SqlUnitOfWork],
 ) -> None:
     clock = FakeClock(START)
-    desk = Desk(uow_factory, clock, load_policy())
+    desk = Delivering(Desk(uow_factory, clock, load_policy()))
     await _resolved_ticket(desk)
     clock.advance(timedelta(days=6, hours=23))
     await desk.run_due_work()
@@ -80,7 +82,7 @@ async def test_a_resolved_ticket_stays_resolved_until_its_time(
 async def test_a_failing_sweep_does_not_stop_later_sweeps(
     uow_factory: Callable[[], SqlUnitOfWork],
 ) -> None:
-    desk = Desk(uow_factory, FakeClock(START), load_policy())
+    desk = Delivering(Desk(uow_factory, FakeClock(START), load_policy()))
     calls: list[int] = []
 
     async def flaky_deliver(messages: list[Outgoing]) -> None:
@@ -93,5 +95,5 @@ async def test_a_failing_sweep_does_not_stop_later_sweeps(
     try:
         await _wait_for(lambda: len(calls) >= 3)
     finally:
-        scheduler.shutdown()
+        await scheduler.shutdown()
     assert len(calls) >= 3

@@ -361,17 +361,15 @@ class Slack(DatabaseChecks):
     # waiting
 
     async def settle(self) -> None:
-        """Wait until Bolt's background listeners (the work after each ack) have all finished.
-
-        Bolt runs each listener in an asyncio task of `run_ack_function_asynchronously` (see
-        `test_settle_knows_bolts_listener_tasks`, which fails if Bolt renames it).
-        """
+        """Wait until the work after each ack has finished: Bolt's lazy listeners, which it runs in
+        asyncio tasks of `to_runnable_function` (see `test_settle_knows_bolts_listener_tasks`, which
+        fails if Bolt renames it), and the deliveries the adapter starts after recording a message."""
 
         def busy() -> list[asyncio.Task[Any]]:
             return [
                 task
                 for task in asyncio.all_tasks()
-                if not task.done() and "run_ack_function_asynchronously" in _qualname(task)
+                if not task.done() and any(name in _qualname(task) for name in BACKGROUND_WORK)
             ]
 
         await self.fake.wait_for(lambda: not busy(), "the adapter's listeners to finish")
@@ -426,6 +424,10 @@ class Slack(DatabaseChecks):
         finally:
             await self.adapter.stop()
             await self.http.close()
+
+
+BACKGROUND_WORK = ("to_runnable_function", "SlackAdapter._later.")
+"""Tasks that run after Slack was acknowledged, by their coroutines' qualified names."""
 
 
 def _qualname(task: asyncio.Task[Any]) -> str:
@@ -547,9 +549,10 @@ async def test_url_verification_echoes_the_challenge(slack: Slack) -> None:
 
 
 def test_settle_knows_bolts_listener_tasks() -> None:
-    import slack_bolt.listener.asyncio_runner as runner
+    import slack_bolt.lazy_listener.async_internals as lazy
 
-    assert "async def run_ack_function_asynchronously(" in inspect.getsource(runner)
+    assert "async def to_runnable_function(" in inspect.getsource(lazy)
+    assert "def _later(" in inspect.getsource(SlackAdapter)
 
 
 def test_the_signer_signs_as_slack_does() -> None:
@@ -1151,15 +1154,23 @@ async def test_a_server_error_is_retried(slack: Slack) -> None:
     assert opened.greeting.get("thread_ts") == opened.ts
 
 
-async def test_a_refused_post_is_logged_and_the_rest_still_delivered(slack: Slack) -> None:
+async def test_a_refused_post_is_logged_the_rest_delivered_and_the_agents_told(slack: Slack) -> None:
+    """`not_in_channel` will not mend with a retry: the greeting is marked undeliverable on the ticket at
+    once, and the card's thread says so, so an agent reaches the customer another way."""
     slack.errors_expected = True
     slack.fake.fail_next("chat.postMessage", times=1, status=200, error="not_in_channel")
     await slack.event(message(SUPPORT, DANA, FIRST))
-    [card] = await slack.wait_posts("the card", AGENTS)
+    card, notice = await slack.wait_posts("the card and the notice", AGENTS, count=2)
     assert "New ticket #1" in card.get("text")
+    assert notice.get("thread_ts") == card.answer["ts"] and "Couldn't deliver our message" in notice.get(
+        "text"
+    )
+    assert "not_in_channel" in notice.get("text") and "Hi Dana" in notice.get("text")
     await slack.settle()
     assert not slack.fake.posts(SUPPORT)
     assert any("not_in_channel" in r.getMessage() for r in slack.caplog.records if r.levelno >= logging.ERROR)
+    events = await slack.scalars(select(TimelineRow).where(TimelineRow.action == "undeliverable"))
+    assert [(e.ticket_number, e.detail["reason"]) for e in events] == [(1, "not_in_channel")]
 
 
 # --- requests -------------------------------------------------------------------------------------

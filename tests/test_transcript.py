@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
-from fakes import START, Harness, agent, build_desk, customer
+from fakes import START, Delivering, Harness, agent, build_desk, customer
 from test_handoff import INCENTIVE, NOTE_1, NOTE_2, NOTE_3, PROFILE_NOTE, tell_the_story
 
 from bot.clock import FakeClock
@@ -228,7 +228,7 @@ async def test_the_transcript_from_the_database_marks_notes_internal(
 ):
     """Notes come back from SQLite and PostgreSQL as internal text and are marked so in the files."""
     clock = FakeClock(START)
-    desk = Desk(uow_factory, clock, load_policy())
+    desk = Delivering(Desk(uow_factory, clock, load_policy()))
     where = Conversation("slack", "D-Udana")
     await desk.receive(IncomingMessage(DANA, "My invoice INV-42 is wrong", where, "m-1"))
     await desk.command(ANA, "/ticket claim #1")

@@ -126,6 +126,7 @@ class ConsoleDesk:
                 for attachment in message.attachments:
                     self._write(_prefix(message), await self._save(attachment))
         self._out.flush()
+        await self._desk.settle(messages)
 
     async def _save(self, attachment: Attachment) -> str:
         """Write one file without ever replacing another; the line to print about it."""

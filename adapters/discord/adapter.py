@@ -72,6 +72,7 @@ from bot.messages import (
     TicketCard,
     ToAgent,
     ToAgents,
+    Undelivered,
     is_private_answer,
 )
 from bot.text import clean, defuse_mentions
@@ -501,6 +502,8 @@ class DiscordAdapter:
         interaction needs none, like a button that updates its own message). Cards go first, so their
         staff threads exist for the rest."""
         answered = False
+        sent: list[Outgoing] = []
+        failed: list[Undelivered] = []
         for message in sorted(
             messages, key=lambda m: not (isinstance(m, StaffMessage) and m.kind is StaffKind.CARD)
         ):
@@ -508,14 +511,26 @@ class DiscordAdapter:
                 if interaction is not None and actor is not None and is_private_answer(message, actor.person):
                     send = partial(interaction.followup.send, ephemeral=True, allowed_mentions=NO_PINGS)
                     files = message.attachments if isinstance(message, StaffMessage) else ()
-                    sent = await _send_parts(send, message.text, files, interaction.filesize_limit)
-                    answered = answered or sent
+                    answered = (
+                        await _send_parts(send, message.text, files, interaction.filesize_limit) or answered
+                    )
                 else:
                     await self._post(message)
+                    sent.append(message)
+            except (discord.Forbidden, discord.NotFound) as error:
+                log.error("Discord: could not deliver a message: %s", error)
+                failed.append(
+                    Undelivered(message, f"{error.status} {error.text or type(error).__name__}", True)
+                )
             except discord.HTTPException as error:
                 log.error("Discord: could not deliver a message: %s", error)
-            except Exception:
+                failed.append(Undelivered(message, f"{error.status} {error.text or type(error).__name__}"))
+            except Exception as error:
                 log.exception("Discord: could not deliver a message")
+                failed.append(Undelivered(message, type(error).__name__))
+        notices = await self._desk.settle(sent, failed)
+        if notices:
+            await self.deliver(notices)
         if interaction is not None and not answered and done is not None:
             try:
                 await interaction.followup.send(done if isinstance(done, str) else done(), ephemeral=True)

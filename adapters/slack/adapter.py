@@ -43,6 +43,7 @@ from bot.messages import (
     SurveyPrompt,
     ToAgent,
     ToAgents,
+    Undelivered,
     is_private_answer,
 )
 
@@ -73,6 +74,29 @@ MOVED_TO_DM = "That's a long answer, so I've sent it to you in a direct message.
 FILES_IN_DM = "I've sent {files} to you in a direct message."
 FILES_FAILED = "Sorry, I couldn't send you {files}. Please try again in a moment."
 Respond = Callable[..., Awaitable[Any]]
+
+
+FINAL_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "user_not_found",
+        "user_disabled",
+        "cannot_dm_bot",
+        "messages_tab_disabled",
+        "restricted_action",
+        "account_inactive",
+        "invalid_auth",
+        "token_revoked",
+        "missing_scope",
+    }
+)
+"""Web API errors that no retry will mend: the message is marked undeliverable at once."""
+
+
+STOP_GRACE = 10.0
+"""Seconds a stopping adapter gives deliveries under way."""
 
 
 def retry_handlers() -> list[Any]:
@@ -109,17 +133,21 @@ class SlackAdapter:
                 installation_store=self.installations,
                 state_store=self._states,
             )
-            self.app = AsyncApp(signing_secret=secret, oauth_settings=oauth, client=self.client)
+            self.app = AsyncApp(
+                signing_secret=secret, oauth_settings=oauth, client=self.client, process_before_response=True
+            )
         else:
             self.app = AsyncApp(
                 signing_secret=secret,
                 client=self.client,
                 request_verification_enabled=not settings.socket_mode,
+                process_before_response=True,
             )
         self._people: dict[str, tuple[str, str | None, str | None]] = {}
         """users.info, once per user: (display name, verified email or None)."""
         self._members: tuple[float, frozenset[str]] | None = None
         self._card_locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._socket: Any = None
         self.port: int | None = None
@@ -158,6 +186,8 @@ class SlackAdapter:
         log.info("Slack: listening on %s:%s", self._settings.http_host, self.port)
 
     async def stop(self) -> None:
+        if self._tasks:  # deliveries under way finish; what does not, the outbox sends later
+            await asyncio.wait(set(self._tasks), timeout=STOP_GRACE)
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:
@@ -166,16 +196,32 @@ class SlackAdapter:
     # --- listeners ------------------------------------------------------------------------------
 
     def _register(self) -> None:
+        """Messages are recorded before Slack hears the acknowledgement, so an acknowledged message is
+        never lost, and what the desk says goes out after it. Everything else is acknowledged at once
+        and worked in a lazy listener (the app runs with process_before_response)."""
         app = self.app
         app.event("message")(self._on_message)
-        app.event("app_home_opened")(self._on_home)
-        app.command("/ticket")(self._on_ticket_command)
-        app.command("/request")(self._on_request_command)
-        app.shortcut(blocks.REQUEST_SHORTCUT)(self._on_request_shortcut)
-        app.view(blocks.REQUEST_CALLBACK)(self._on_request_form)
-        app.action(blocks.CLAIM_ACTION)(self._on_button)
-        app.action(blocks.RESOLVE_ACTION)(self._on_button)
-        app.action(blocks.SURVEY_ACTION)(self._on_rating)
+        app.event("app_home_opened")(ack=_acknowledged, lazy=[self._on_home])
+        app.command("/ticket")(ack=_acknowledge, lazy=[self._on_ticket_command])
+        app.command("/request")(ack=_acknowledge, lazy=[self._on_request_command])
+        app.shortcut(blocks.REQUEST_SHORTCUT)(ack=_acknowledge, lazy=[self._on_request_shortcut])
+        app.view(blocks.REQUEST_CALLBACK)(ack=_check_request_form, lazy=[self._on_request_form])
+        app.action(blocks.CLAIM_ACTION)(ack=_acknowledge, lazy=[self._on_button])
+        app.action(blocks.RESOLVE_ACTION)(ack=_acknowledge, lazy=[self._on_button])
+        app.action(blocks.SURVEY_ACTION)(ack=_acknowledge, lazy=[self._on_rating])
+
+    def _later(self, work: Awaitable[None]) -> None:
+        """Deliver after the acknowledgement: a task the adapter keeps until it ends (and awaits on stop)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("Slack: delivery after an acknowledgement failed")
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         """Messages in support channels, DMs and the agents' channel (its threads hold notes)."""
@@ -187,7 +233,7 @@ class SlackAdapter:
         if subtype == "message_deleted":
             previous = event.get("previous_message") or {}
             key = _message_key(event["channel"], previous.get("ts") or event.get("deleted_ts", ""))
-            await self.deliver(await self._desk.message_deleted(PLATFORM, key), client)
+            self._later(self.deliver(await self._desk.message_deleted(PLATFORM, key), client))
             return
         user = event.get("user")
         if (
@@ -204,7 +250,9 @@ class SlackAdapter:
             if event.get("thread_ts"):
                 actor = await self._actor(client, user)
                 thread = Conversation(PLATFORM, channel, event["thread_ts"], team)
-                await self.deliver(await self._desk.note_from_staff_thread(actor, thread, text, key), client)
+                self._later(
+                    self.deliver(await self._desk.note_from_staff_thread(actor, thread, text, key), client)
+                )
             return
         if event.get("channel_type") == "im":
             conversation = Conversation(PLATFORM, channel, None, team)
@@ -214,7 +262,7 @@ class SlackAdapter:
             return  # a channel the desk does not serve: no lookups, no work
         actor = await self._actor(client, user)
         message = IncomingMessage(actor, text, conversation, key)
-        await self.deliver(await self._desk.receive(message), client)
+        self._later(self.deliver(await self._desk.receive(message), client))
 
     async def _on_edit(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         edited = event.get("message") or {}
@@ -222,21 +270,19 @@ class SlackAdapter:
             return
         key = _message_key(event["channel"], edited.get("ts", ""))
         said = await self._desk.message_edited(PLATFORM, key, _unescape(edited.get("text") or ""))
-        await self.deliver(said, client)
+        self._later(self.deliver(said, client))
 
     async def _on_ticket_command(
-        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
+        self, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
     ) -> None:
-        await ack()
         actor = await self._actor(client, command["user_id"])
         where = Conversation(PLATFORM, command["channel_id"], None, workspace_key(context))
         said = await self._desk.command(actor, f"/ticket {_unescape(command.get('text') or '')}", where)
         await self.deliver(said, client, respond=respond, actor=actor)
 
     async def _on_request_command(
-        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
+        self, command: dict[str, Any], client: AsyncWebClient, respond: Respond, context: Any
     ) -> None:
-        await ack()
         text = _unescape(command.get("text") or "").strip()
         if not text:
             await client.views_open(
@@ -246,22 +292,19 @@ class SlackAdapter:
             return
         await self._raise_request(client, command["user_id"], workspace_key(context), Request(text), respond)
 
-    async def _on_request_shortcut(self, ack: Any, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
+    async def _on_request_shortcut(self, shortcut: dict[str, Any], client: AsyncWebClient) -> None:
         await client.views_open(
             trigger_id=shortcut["trigger_id"],
             view=blocks.request_modal(self._desk.policy.requests.categories),
         )
 
     async def _on_request_form(
-        self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: Any
+        self, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: Any
     ) -> None:
         values = view["state"]["values"]
         description = (values["description"]["value"].get("value") or "").strip()
         if not description:
-            await ack(response_action="errors", errors={"description": "Please tell us what you need."})
-            return
-        await ack()
+            return  # the acknowledgement asked for one
         category = (values["category"]["value"].get("selected_option") or {}).get("value")
         urgency = (values["urgency"]["value"].get("selected_option") or {}).get("value") or "normal"
         request = Request(description, category=category, priority=Priority(urgency))
@@ -279,9 +322,8 @@ class SlackAdapter:
         )
 
     async def _on_button(
-        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
+        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
     ) -> None:
-        await ack()
         actor = await self._actor(client, body["user"]["id"])
         number = int(action["value"])
         command = Claim(number) if action["action_id"] == blocks.CLAIM_ACTION else Resolve(number)
@@ -289,12 +331,11 @@ class SlackAdapter:
         await self.deliver(await self._desk.execute(actor, command), client, respond=answer, actor=actor)
 
     async def _on_rating(
-        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
+        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
     ) -> None:
         """A rating button on a survey. The desk decides whether it counts (only the ticket's customer,
         only while the survey is open); a refusal is answered privately to whoever clicked. A rating
         taken replaces the buttons with the choice, so nobody wonders whether it was."""
-        await ack()
         choice = blocks.survey_choice(action.get("value"))
         if choice is None:
             log.warning("Slack: a survey button with an unexpected value: %r", action.get("value"))
@@ -384,6 +425,8 @@ class SlackAdapter:
         ephemeral = respond is not None and 0 < pieces <= RESPONSES_PER_URL
         if respond is not None and pieces > RESPONSES_PER_URL:
             await self._safely(respond(text=MOVED_TO_DM, response_type="ephemeral"))
+        sent: list[Outgoing] = []
+        failed: list[Undelivered] = []
         for message in messages:
             if ephemeral and message in private:
                 assert respond is not None
@@ -393,13 +436,26 @@ class SlackAdapter:
                 if files:
                     assert actor is not None
                     home = await self._client_of(message, client)
-                    sent = await self._upload(home, files, user=actor.person.user_id)
-                    pointer = (FILES_IN_DM if sent else FILES_FAILED).format(files=blocks.names(files))
+                    uploaded = await self._upload(home, files, user=actor.person.user_id)
+                    pointer = (FILES_IN_DM if uploaded else FILES_FAILED).format(files=blocks.names(files))
                     await self._safely(
                         respond(text=pointer, response_type="ephemeral", replace_original=False)
                     )
                 continue
-            await self._safely(self._post(message, await self._client_of(message, client)))
+            try:
+                await self._post(message, await self._client_of(message, client))
+            except SlackApiError as error:
+                code = str(error.response.get("error"))
+                log.error("Slack: could not deliver a message: %s", code)
+                failed.append(Undelivered(message, code, final=code in FINAL_ERRORS))
+            except Exception as error:
+                log.exception("Slack: could not deliver a message")
+                failed.append(Undelivered(message, type(error).__name__))
+            else:
+                sent.append(message)
+        notices = await self._desk.settle(sent, failed)
+        if notices:
+            await self.deliver(notices, client)
 
     async def _safely(self, call: Awaitable[Any]) -> None:
         """One failed message (after the retries) is logged and never stops the ones after it."""
@@ -532,6 +588,23 @@ class SlackAdapter:
         return AsyncWebClient(
             token=bot.bot_token, base_url=self._settings.api_url, retry_handlers=retry_handlers()
         )
+
+
+async def _acknowledge(ack: Any) -> None:
+    await ack()
+
+
+async def _acknowledged() -> None:
+    """Events are acknowledged by Bolt itself."""
+
+
+async def _check_request_form(ack: Any, view: dict[str, Any]) -> None:
+    """A request form without a description is answered in the acknowledgement, as Slack shows it."""
+    description = (view["state"]["values"]["description"]["value"].get("value") or "").strip()
+    if not description:
+        await ack(response_action="errors", errors={"description": "Please tell us what you need."})
+        return
+    await ack()
 
 
 def workspace_key(context: Any) -> str | None:
