@@ -36,7 +36,16 @@ from bot.policy import Policy
 from bot.satisfaction import SURVEY_EXPIRE, Satisfaction
 from bot.standards import BREACH, WARNING, Standards, schedule
 from bot.when import customer_time, zone_or
-from bot.work import Work, addressed_customer, agents_about, lead_of, log, person_of, record, to_customer
+from bot.work import (
+    Work,
+    addressed_customer,
+    agent_about,
+    agents_about,
+    lead_of,
+    log,
+    record,
+    to_customer,
+)
 
 WAITING_CHECKIN = "waiting_checkin"
 WAITING_REMINDER = "waiting_reminder"
@@ -183,9 +192,7 @@ class Checkins:
         customer = await addressed_customer(work, ticket)
         due = customer_time(clock.due_at, self.standards.hours(ticket).zone, work.now)
         assignee = await _assignee(work, ticket)
-        audience: ToAgent | ToAgents = (
-            ToAgent(person_of(assignee), ticket.workspace_id) if assignee else agents_about(ticket)
-        )
+        audience: ToAgent | ToAgents = agent_about(assignee, ticket) if assignee else agents_about(ticket)
         if clock.metric is Metric.UPDATE:
             text = voice.update_nudge(ticket, customer, due)
         else:
@@ -206,7 +213,7 @@ class Checkins:
         text = voice.sla_breach(ticket, clock.metric, clock.target, lead.display_name if lead else None)
         work.say(staff(agents_about(ticket), text))
         if lead is not None:
-            work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), text))
+            work.say(staff(agent_about(lead, ticket), text))
         await log(work, ticket, "breached", BOT, metric=clock.metric, cycle=clock.cycle)
         if clock.metric is Metric.UPDATE:
             # Nobody updated the customer in time: they hear from us anyway, with the next time.
@@ -282,9 +289,7 @@ class Checkins:
         maker = await _assignee(work, ticket)
         due = customer_time(promise.due_at, self.standards.hours(ticket).zone, work.now)
         text = voice.promise_reminder(ticket, promise.number, promise.what, due)
-        audience: ToAgent | ToAgents = (
-            ToAgent(person_of(maker), ticket.workspace_id) if maker else agents_about(ticket)
-        )
+        audience: ToAgent | ToAgents = agent_about(maker, ticket) if maker else agents_about(ticket)
         work.say(staff(audience, text))
         return "reminded the agent"
 
@@ -302,7 +307,7 @@ class Checkins:
         )
         work.say(staff(agents_about(ticket), text))
         for person in {a.id: a for a in (maker, lead) if a is not None}.values():
-            work.say(staff(ToAgent(person_of(person), ticket.workspace_id), text))
+            work.say(staff(agent_about(person, ticket), text))
         customer = await addressed_customer(work, ticket)
         late_update_in = self.policy.promises.late_update_in
         next_due = self.standards.hours(ticket).add(work.now, late_update_in)

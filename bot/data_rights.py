@@ -166,7 +166,9 @@ async def forget(uow_factory: UowFactory, customer_ref: str, clock: Clock, actor
         customer.tags = ()
         await uow.profiles.erase(customer.id, ERASED)
 
-        for ticket in await uow.tickets.for_customer(customer.id):
+        tickets = await uow.tickets.for_customer(customer.id)
+        await uow.deliveries.forget([t.number for t in tickets if t.number is not None])
+        for ticket in tickets:
             assert ticket.number is not None
             ticket.subject = ERASED
             ticket.customer_user_id = f"forgotten:{customer.id}"

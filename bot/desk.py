@@ -1058,7 +1058,7 @@ class Desk:
             await _assign(work, ticket, target, agent)
             receiver = target
             detail = {"to_agent": target.display_name}
-            owner = ToAgent(_person_of(target), ticket.workspace_id)
+            owner = ToAgent(_person_of(target), ticket.workspace_id, ticket.number)
             heading = voice.handed_to_you(ticket, agent, reason)
             update = voice.transferred_update(ticket, agent, target.display_name, reason)
             work.say(_owner_update(ticket, target, update))

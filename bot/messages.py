@@ -96,10 +96,12 @@ class ToAgents:
 
 @dataclass(frozen=True, slots=True)
 class ToAgent:
-    """One agent, privately (in the ticket's workspace, where a platform has several)."""
+    """One agent, privately (in the ticket's workspace, where a platform has several); about a ticket
+    when `ticket_number` is set (a handoff packet, an escalation), so its record knows the ticket."""
 
     person: Person
     workspace_id: str | None = None
+    ticket_number: int | None = field(default=None, compare=False)
 
 
 class StaffKind(StrEnum):

@@ -261,6 +261,10 @@ class DeliveryRepository(Protocol):
         """Forget sent deliveries settled before then; how many."""
         ...
 
+    async def forget(self, ticket_numbers: list[int]) -> int:
+        """Drop every delivery about these tickets, sent or not (their customer asked to be forgotten)."""
+        ...
+
 
 class UnitOfWork(Protocol):
     @property

@@ -12,10 +12,19 @@ import zlib
 
 from bot import voice
 from bot.domain import Agent, EntryKind, Status, Survey, SurveyState, Ticket
-from bot.messages import CustomerMessage, Person, SurveyPrompt, ToAgent, staff
+from bot.messages import CustomerMessage, Person, SurveyPrompt, staff
 from bot.policy import Policy
 from bot.standards import schedule
-from bot.work import Work, addressed_customer, agents_about, lead_of, log, person_of, record, to_customer
+from bot.work import (
+    Work,
+    addressed_customer,
+    agent_about,
+    agents_about,
+    lead_of,
+    log,
+    record,
+    to_customer,
+)
 
 SURVEY_EXPIRE = "survey_expire"
 SCALE = 5
@@ -122,7 +131,7 @@ class Satisfaction:
             work.say(staff(agents_about(ticket), header, text.strip()))
             lead = await self._low_rating_lead(work, ticket, survey.rating)
             if lead is not None:  # they were told a team lead would look at it
-                work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), header, text.strip()))
+                work.say(staff(agent_about(lead, ticket), header, text.strip()))
             return True
         return False
 
@@ -168,4 +177,4 @@ class Satisfaction:
             lead = await self._low_rating_lead(work, ticket, rating)
             if lead is not None:
                 alert = voice.survey_low_alert(ticket, customer, rating)
-                work.say(staff(ToAgent(person_of(lead), ticket.workspace_id), alert))
+                work.say(staff(agent_about(lead, ticket), alert))

@@ -14,6 +14,7 @@ from bot.messages import (
     MessageRef,
     Outgoing,
     Person,
+    ToAgent,
     ToAgents,
     ToCustomer,
 )
@@ -76,6 +77,11 @@ def to_customer(ticket: Ticket, customer: Customer, text: str) -> CustomerMessag
 
 def person_of(agent: Agent) -> Person:
     return Person(agent.platform, agent.external_id, agent.display_name)
+
+
+def agent_about(agent: Agent, ticket: Ticket) -> ToAgent:
+    """One agent, privately, about a ticket (in its workspace)."""
+    return ToAgent(person_of(agent), ticket.workspace_id, ticket.number)
 
 
 async def addressee(work: Work, ticket: Ticket, customer: Customer) -> Customer:

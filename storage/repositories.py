@@ -852,3 +852,12 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def forget(self, ticket_numbers: list[int]) -> int:
+        gone = 0
+        for chunk in _chunks(ticket_numbers):
+            result = await self.session.execute(
+                delete(DeliveryRow).where(DeliveryRow.ticket_number.in_(chunk))
+            )
+            gone += int(getattr(result, "rowcount", 0) or 0)
+        return gone

@@ -665,6 +665,13 @@ class FakeDeliveries(_Repository):
             del self.rows[key]
         return len(gone)
 
+    async def forget(self, ticket_numbers: list[int]) -> int:
+        await _pause()
+        gone = [key for key, d in self.rows.items() if d.ticket_number in ticket_numbers]
+        for key in gone:
+            del self.rows[key]
+        return len(gone)
+
 
 class FakeSurveys(_Repository):
     def __init__(self, uow: FakeUnitOfWork) -> None:
