@@ -176,6 +176,9 @@ class CustomerMessage:
     survey: SurveyPrompt | None = None
     delivery: int | None = field(default=None, compare=False)
     """Its row in the outbox (bot.outbox), which adapters settle once the platform took it."""
+    resent: bool = field(default=False, compare=False)
+    """Sent again by a sweep: an earlier try may have reached the platform before its process died, so
+    adapters that can look (Slack's message metadata) check before posting it twice."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not isinstance(self.audience, ToCustomer):
@@ -195,6 +198,9 @@ class StaffMessage:
     attachments: tuple[Attachment, ...] = ()
     delivery: int | None = field(default=None, compare=False)
     """Its row in the outbox (bot.outbox), which adapters settle once the platform took it."""
+    resent: bool = field(default=False, compare=False)
+    """Sent again by a sweep: an earlier try may have reached the platform before its process died, so
+    adapters that can look (Slack's message metadata) check before posting it twice."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.audience, ToAgents | ToAgent):

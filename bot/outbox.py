@@ -76,7 +76,7 @@ def encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         data = {"_": type(value).__name__}
         for field in dataclasses.fields(value):
-            if field.name != "delivery":
+            if field.name not in ("delivery", "resent"):
                 data[field.name] = encode(getattr(value, field.name))
         return data
     if isinstance(value, bytes):
@@ -161,7 +161,7 @@ async def due_again(work: Work, policy: DeliveryPolicy) -> int:
         delivery.attempts += 1
         delivery.due_at = work.now + policy.lease
         message = decode(delivery.payload)
-        work.out.append(replace(message, delivery=delivery.id))
+        work.out.append(replace(message, delivery=delivery.id, resent=True))
     if len(claimed) < SWEEP_LIMIT:
         await work.uow.deliveries.prune(work.now - policy.keep_sent)
     return len(claimed)

@@ -192,6 +192,8 @@ class FakeSlack:
     connections: list[Connection] = field(default_factory=list)
     files: list[SharedFile] = field(default_factory=list)
     uploads_received: int = 0
+    channel_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """What chat.postMessage posted, per channel, for conversations.history and .replies."""
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -551,7 +553,36 @@ class FakeSlack:
         message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": text, "ts": ts}
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        metadata = params.get("metadata")
+        if metadata:
+            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+        self.channel_messages.setdefault(channel, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversations_history(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        """The channel's top-level messages this fake posted, newest first, as Slack orders them.
+        Metadata is included only when asked for (`include_all_metadata`)."""
+        channel = params.get("channel")
+        if not channel:
+            return _error("channel_not_found")
+        found = [m for m in self.channel_messages.get(channel, []) if "thread_ts" not in m]
+        return {"ok": True, "messages": self._shown(found[::-1], params), "has_more": False}
+
+    def _conversations_replies(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        """A thread's messages this fake posted, oldest first, as Slack orders them."""
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel or not ts:
+            return _error("thread_not_found")
+        found = [m for m in self.channel_messages.get(channel, []) if m.get("thread_ts") == ts]
+        return {"ok": True, "messages": self._shown(found, params), "has_more": False}
+
+    @staticmethod
+    def _shown(messages: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        limit = int(params.get("limit") or 100)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        return [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages][
+            :limit
+        ]
 
     def _chat_postEphemeral(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         if not params.get("channel") or not params.get("user"):

@@ -52,11 +52,11 @@ from adapters.discord.adapter import BOT_PERMISSIONS, DiscordAdapter, intents, i
 from adapters.discord.config import DiscordSettings
 from bot.clock import FakeClock
 from bot.desk import Desk
-from bot.domain import EntryKind, Priority, Status, TicketKind
+from bot.domain import DeliveryState, EntryKind, Priority, Status, TicketKind
 from bot.grammar import VERBS
 from bot.policy import load_policy
 from storage.engine import session_factory
-from storage.models import AgentRow, AnchorRow, EntryRow, TicketRow, TimelineRow
+from storage.models import AgentRow, AnchorRow, DeliveryRow, EntryRow, TicketRow, TimelineRow
 from storage.uow import SqlUnitOfWork
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -500,6 +500,19 @@ async def test_a_reply_to_a_message_opens_a_ticket_like_any_message(dc: Discord)
     dc.say(SUPPORT, DANA, FIRST, type=19)
     await dc.wait_posts("the card", AGENTS)
     assert await dc.count(TicketRow) == 1
+
+
+async def test_posts_carry_their_outbox_delivery_as_an_enforced_nonce(dc: Discord) -> None:
+    """Discord drops a message whose nonce it saw from us minutes before (enforce_nonce), so a resend
+    of one whose process died before settling it is not posted twice."""
+    opened = await dc.open_ticket()
+    await dc.settle()
+    greeting = opened.greeting.json
+    assert greeting["nonce"].startswith("rd") and greeting["nonce"].endswith(".0")
+    assert greeting["enforce_nonce"] is True
+    rows = await dc.scalars(select(DeliveryRow))
+    assert greeting["nonce"] in {f"rd{r.id}.0" for r in rows}
+    assert {r.state for r in rows} == {DeliveryState.SENT}
 
 
 async def test_a_message_replayed_by_a_gateway_resume_is_recorded_once(dc: Discord) -> None:

@@ -23,7 +23,7 @@ import time
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -46,18 +46,20 @@ from slack_fake import (
     FakeSlack,
 )
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import adapters.slack.adapter as slack_adapter
 from adapters.slack.adapter import SlackAdapter
 from adapters.slack.config import SlackSettings
 from bot.clock import FakeClock
+from bot.commands import Actor, IncomingMessage
 from bot.desk import Desk
-from bot.domain import EntryKind, Priority, Status, TicketKind
+from bot.domain import DeliveryState, EntryKind, Priority, Role, Status, TicketKind
+from bot.messages import Conversation, Person
 from bot.policy import load_policy
 from storage.engine import session_factory
-from storage.models import AgentRow, AnchorRow, EntryRow, PromiseRow, TicketRow, TimelineRow
+from storage.models import AgentRow, AnchorRow, DeliveryRow, EntryRow, PromiseRow, TicketRow, TimelineRow
 from storage.uow import SqlUnitOfWork
 
 SECRET = "some-secret"
@@ -296,6 +298,9 @@ class Slack(DatabaseChecks):
     errors_expected: bool = False
     closed: bool = False
     _responses: itertools.count = field(default_factory=lambda: itertools.count(1))
+    desk: Desk | None = None
+    """The adapter's desk, for what a scheduler would do (run_due_work), and its clock."""
+    clock: FakeClock | None = None
 
     @property
     def base(self) -> str:
@@ -503,12 +508,13 @@ async def start_slack(
                 slack_env.setenv(key, value)
         settings = SlackSettings()
         sessions = session_factory(engine)
-        desk = Desk(lambda: SqlUnitOfWork(sessions), FakeClock(T0), load_policy())
+        clock = FakeClock(T0)
+        desk = Desk(lambda: SqlUnitOfWork(sessions), clock, load_policy())
         adapter = SlackAdapter(settings, desk, engine)
         await adapter.start()
         assert adapter.port, "the adapter did not report its port"
         http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        slack = Slack(fake, adapter, engine, http, caplog)
+        slack = Slack(fake, adapter, engine, http, caplog, desk=desk, clock=clock)
         started.append(slack)
         return slack
 
@@ -1171,6 +1177,57 @@ async def test_a_refused_post_is_logged_the_rest_delivered_and_the_agents_told(s
     assert any("not_in_channel" in r.getMessage() for r in slack.caplog.records if r.levelno >= logging.ERROR)
     events = await slack.scalars(select(TimelineRow).where(TimelineRow.action == "undeliverable"))
     assert [(e.ticket_number, e.detail["reason"]) for e in events] == [(1, "not_in_channel")]
+
+
+async def resend_due(slack: Slack) -> None:
+    """What the scheduler does after the outbox's lease: sweep, and deliver what comes back."""
+    assert slack.desk is not None and slack.clock is not None
+    slack.clock.advance(timedelta(minutes=3))
+    await slack.adapter.deliver(await slack.desk.run_due_work())
+
+
+async def test_every_post_names_its_outbox_delivery_in_its_metadata(slack: Slack) -> None:
+    opened = await slack.open_ticket()
+    await slack.settle()
+    for post in (opened.greeting, opened.card):
+        metadata = post.get("metadata")
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        if post is opened.card:
+            continue  # a card is redrawn from the ticket, not looked up
+        assert metadata["event_type"] == "relaydesk_delivery"
+        assert isinstance(metadata["event_payload"]["delivery"], int)
+    rows = await slack.scalars(select(DeliveryRow.state))
+    assert set(rows) == {DeliveryState.SENT}
+
+
+async def test_a_message_posted_before_the_process_died_is_not_posted_again(slack: Slack) -> None:
+    """The process died after Slack took the greeting but before the outbox heard: the sweep after the
+    lease finds the greeting in the thread by its metadata, and settles it without a second post."""
+    opened = await slack.open_ticket()
+    await slack.settle()
+    async with slack.engine.begin() as connection:  # the settlement that never happened
+        await connection.execute(update(DeliveryRow).values(state=DeliveryState.PENDING, settled_at=None))
+    await resend_due(slack)
+    assert len(slack.fake.posts(SUPPORT, thread_ts=opened.ts)) == 1, "the greeting once"
+    assert len(slack.fake.calls_to("conversations.replies")) >= 1, "Slack was asked first"
+    assert set(await slack.scalars(select(DeliveryRow.state))) == {DeliveryState.SENT}
+
+
+async def test_a_message_never_posted_is_posted_by_the_sweep(slack: Slack) -> None:
+    """The process died after recording the message and before posting anything: the sweep posts it."""
+    assert slack.desk is not None
+    conversation = Conversation("slack", SUPPORT, "1711000999.000100", TEAM_ID)
+    actor = Actor(Person("slack", DANA, "Dana Whitaker"), Role.CUSTOMER)
+    said = await slack.desk.receive(
+        IncomingMessage(actor, FIRST, conversation, f"{SUPPORT}:1711000999.000100")
+    )
+    assert said and not slack.fake.posts(SUPPORT)
+    await resend_due(slack)
+    [greeting] = slack.fake.posts(SUPPORT, thread_ts="1711000999.000100")
+    assert greeting.get("text").startswith("Hi Dana")
+    assert set(await slack.scalars(select(DeliveryRow.state))) == {DeliveryState.SENT}
+    await resend_due(slack)
+    assert len(slack.fake.posts(SUPPORT, thread_ts="1711000999.000100")) == 1
 
 
 # --- requests -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -556,7 +557,9 @@ class DiscordAdapter:
             async with self._card_lock(audience.ticket_number):
                 thread = await self._desk.card_of(audience.ticket_number, PLATFORM)
         target = int(thread.message_id) if thread else self.agent_channel
-        await self._send(await self._channel(target), message.text, message.attachments)
+        await self._send(
+            await self._channel(target), message.text, message.attachments, nonce=_nonce(message)
+        )
         if message.handover is not None:
             await self._bring_in(message.handover)
 
@@ -591,11 +594,13 @@ class DiscordAdapter:
         person = message.audience.person
         view = survey_view(message.survey) if message.survey is not None else None
         try:
+            nonce = _nonce(message)
             if where is None:
                 user = await self.client.fetch_user(int(person.user_id))
-                await self._send(await user.create_dm(), message.text, view=view)
+                await self._send(await user.create_dm(), message.text, view=view, nonce=nonce)
             else:
-                await self._send(await self._channel(int(where.channel_id)), message.text, view=view)
+                channel = await self._channel(int(where.channel_id))
+                await self._send(channel, message.text, view=view, nonce=nonce)
         except discord.Forbidden as error:
             if error.code != CANNOT_DM or message.audience.ticket_number is None:
                 raise
@@ -634,10 +639,11 @@ class DiscordAdapter:
         text: str,
         files: tuple[Attachment, ...] = (),
         view: discord.ui.View | None = None,
+        nonce: str | None = None,
     ) -> None:
         guild = getattr(channel, "guild", None)
         limit = guild.filesize_limit if isinstance(guild, discord.Guild) else FILE_SIZE_LIMIT
-        await _send_parts(partial(channel.send, allowed_mentions=NO_PINGS), text, files, limit, view)
+        await _send_parts(partial(channel.send, allowed_mentions=NO_PINGS), text, files, limit, view, nonce)
 
     async def _channel(self, channel_id: int) -> Any:
         return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
@@ -646,16 +652,23 @@ class DiscordAdapter:
         return self._card_locks.setdefault(ticket_number, asyncio.Lock())
 
 
+def _nonce(message: Outgoing) -> str | None:
+    """The outbox delivery a post belongs to, as Discord's nonce (at most 25 characters)."""
+    return f"rd{message.delivery}" if message.delivery is not None else None
+
+
 async def _send_parts(
     send: Callable[..., Awaitable[Any]],
     text: str,
     files: tuple[Attachment, ...],
     limit: int,
     view: discord.ui.View | None = None,
+    nonce: str | None = None,
 ) -> bool:
     """Text in pieces Discord takes, the files on the last piece (or after it, ten to a message and
     together within the size limit); a file too large for any message is named in the text instead.
-    A view (buttons) goes on the last piece of text. False when there was nothing to send."""
+    A view (buttons) goes on the last piece of text. False when there was nothing to send. With a
+    `nonce` each piece carries its own, which Discord enforces: a resend within minutes is not doubled."""
     batches, too_large = _file_batches(files, limit)
     notes = [
         TOO_LARGE.format(name=_shown(f.filename), size=_size(size), limit=_size(limit))
@@ -663,14 +676,19 @@ async def _send_parts(
     ]
     text = "\n".join(part for part in (text, *notes) if part)
     pieces = [piece for piece in split_text(text, MESSAGE_LIMIT) if piece]
+    sends = itertools.count()
+
+    def once() -> dict[str, Any]:
+        return {"nonce": f"{nonce}.{next(sends)}"} if nonce else {}
+
     for index, piece in enumerate(pieces):
         last: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
         if index == len(pieces) - 1 and batches:
-            await send(piece, files=_discord_files(batches.pop(0)), **last)
+            await send(piece, files=_discord_files(batches.pop(0)), **last, **once())
         else:
-            await send(piece, **last)
+            await send(piece, **last, **once())
     for batch in batches:
-        await send(files=_discord_files(batch))
+        await send(files=_discord_files(batch), **once())
     return bool(pieces or batches)
 
 

@@ -95,6 +95,10 @@ FINAL_ERRORS = frozenset(
 """Web API errors that no retry will mend: the message is marked undeliverable at once."""
 
 
+DELIVERY_EVENT = "relaydesk_delivery"
+"""The metadata event type of our posts: its payload names the outbox delivery."""
+LOOKBACK = 200
+"""Messages read back when checking whether a resent message reached Slack already."""
 STOP_GRACE = 10.0
 """Seconds a stopping adapter gives deliveries under way."""
 
@@ -472,10 +476,14 @@ class SlackAdapter:
             where = message.audience.conversation
             channel = where.channel_id if where else message.audience.person.user_id
             in_thread = where.thread_id if where else None
-            if message.survey is not None:
-                await self._post_survey(client, channel, message.text, in_thread, message.survey)
+            if message.resent and await self._landed(client, channel, in_thread, message.delivery):
                 return
-            await self._post_text(client, channel, message.text, in_thread)
+            if message.survey is not None:
+                await self._post_survey(
+                    client, channel, message.text, in_thread, message.survey, _mark(message)
+                )
+                return
+            await self._post_text(client, channel, message.text, in_thread, _mark(message))
             return
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
@@ -487,12 +495,19 @@ class SlackAdapter:
         channel = self._agent_channel
         if message.kind is StaffKind.CARD and message.card is not None:
             async with self._card_lock(message.card.number):
-                posted = await client.chat_postMessage(
-                    channel=channel, text=message.text, blocks=blocks.card_blocks(message.card, message.text)
+                landed = (
+                    await self._landed(client, channel, None, message.delivery) if message.resent else None
                 )
-                card = MessageRef(channel, posted["ts"])
-                await self._desk.attach_card(message.card.number, PLATFORM, card)
-            await self._post_files(client, message.attachments, channel, posted["ts"])
+                if landed is None:
+                    posted = await client.chat_postMessage(
+                        channel=channel,
+                        text=message.text,
+                        blocks=blocks.card_blocks(message.card, message.text),
+                        metadata=_mark(message),
+                    )
+                    landed = str(posted["ts"])
+                await self._desk.attach_card(message.card.number, PLATFORM, MessageRef(channel, landed))
+            await self._post_files(client, message.attachments, channel, landed)
             return
         thread = audience.staff_thread
         if thread is None and audience.ticket_number is not None:
@@ -501,25 +516,73 @@ class SlackAdapter:
         thread_ts = None
         if thread is not None:
             channel, thread_ts = thread.channel_id, thread.message_id
-        await self._post_text(client, channel, message.text, thread_ts)
+        if message.resent and await self._landed(client, channel, thread_ts, message.delivery):
+            return
+        await self._post_text(client, channel, message.text, thread_ts, _mark(message))
         await self._post_files(client, message.attachments, channel, thread_ts)
 
     def _card_lock(self, ticket_number: int) -> asyncio.Lock:
         return self._card_locks.setdefault(ticket_number, asyncio.Lock())
 
-    async def _post_text(self, client: AsyncWebClient, channel: str, text: str, thread: str | None) -> None:
+    async def _post_text(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        text: str,
+        thread: str | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         for piece in blocks.chunks(text):
-            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread, metadata=metadata)
 
     async def _post_survey(
-        self, client: AsyncWebClient, channel: str, text: str, thread: str | None, survey: SurveyPrompt
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        text: str,
+        thread: str | None,
+        survey: SurveyPrompt,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """A survey: its text (the notification and fallback), with rating buttons on its last piece."""
         *before, last = blocks.chunks(text) or [""]
         for piece in before:
-            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread)
+            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread, metadata=metadata)
         await client.chat_postMessage(
-            channel=channel, text=last, thread_ts=thread, blocks=blocks.survey_blocks(last, survey)
+            channel=channel,
+            text=last,
+            thread_ts=thread,
+            blocks=blocks.survey_blocks(last, survey),
+            metadata=metadata,
+        )
+
+    async def _landed(
+        self, client: AsyncWebClient, channel: str, thread: str | None, delivery: int | None
+    ) -> str | None:
+        """The ts of an earlier try of this delivery that reached Slack before its process died (our
+        posts carry the delivery's number in their metadata), so a resend does not post it twice. When
+        Slack cannot tell us, None, and it is posted: a message twice beats a message lost."""
+        try:
+            if thread is not None:
+                found = await client.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=LOOKBACK
+                )
+            else:
+                found = await client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=LOOKBACK
+                )
+        except SlackApiError as error:
+            log.warning(
+                "Slack: cannot check for an earlier try of a message: %s", error.response.get("error")
+            )
+            return None
+        return next(
+            (
+                str(p["ts"])
+                for p in found.get("messages") or []
+                if _delivery_of(p) == delivery and p.get("ts")
+            ),
+            None,
         )
 
     async def _post_files(
@@ -623,6 +686,21 @@ def _workspace(message: Outgoing) -> str | None:
     if isinstance(message, CustomerMessage):
         return message.audience.conversation.workspace_id if message.audience.conversation else None
     return getattr(audience, "workspace_id", None)
+
+
+def _mark(message: Outgoing) -> dict[str, Any] | None:
+    """Slack message metadata naming the outbox delivery a post belongs to."""
+    if message.delivery is None:
+        return None
+    return {"event_type": DELIVERY_EVENT, "event_payload": {"delivery": message.delivery}}
+
+
+def _delivery_of(posted: dict[str, Any]) -> int | None:
+    metadata = posted.get("metadata") or {}
+    if metadata.get("event_type") != DELIVERY_EVENT:
+        return None
+    number = (metadata.get("event_payload") or {}).get("delivery")
+    return number if isinstance(number, int) else None
 
 
 def _attachments(message: Outgoing) -> tuple[Attachment, ...]:
