@@ -248,7 +248,8 @@ async def run_adapters(settings: Settings) -> int:
 
         adapters.append(DiscordAdapter(discord, runtime.desk))
     router = Router(adapters)
-    scheduler = DueWorkScheduler(runtime.desk, router.deliver, timedelta(seconds=settings.sweep_seconds))
+    every = timedelta(seconds=settings.sweep_seconds)
+    scheduler = DueWorkScheduler(runtime.desk, router.deliver, every, platforms=set(router.adapters))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):

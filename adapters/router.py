@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from typing import Protocol
 
-from bot.messages import CustomerMessage, Outgoing, ToAgent, ToAgents
+from bot.messages import Outgoing, platform_of
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +17,6 @@ class Adapter(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def deliver(self, messages: list[Outgoing]) -> None: ...
-
-
-def platform_of(message: Outgoing) -> str | None:
-    """The platform a message is for; None for the agents' channel in general (every adapter's)."""
-    audience = message.audience
-    if isinstance(message, CustomerMessage):
-        where = message.audience.conversation
-        return where.platform if where else message.audience.person.platform
-    if isinstance(audience, ToAgent):
-        return audience.person.platform
-    assert isinstance(audience, ToAgents)
-    return audience.platform
 
 
 class Router:

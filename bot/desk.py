@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -358,9 +358,10 @@ class Desk:
             return []
         return await self._read(self._snippet_names)
 
-    async def run_due_work(self) -> list[Outgoing]:
+    async def run_due_work(self, platforms: Collection[str] | None = None) -> list[Outgoing]:
         """Time-driven work: every check-in that fell due (warnings, breaches, promise reminders,
-        check-ins with customers, closing quiet tickets, digests), each fired once."""
+        check-ins with customers, closing quiet tickets, digests), each fired once; and what the outbox
+        must send again, for `platforms` (those this process serves; None: all)."""
 
         handled = [0]
 
@@ -368,7 +369,7 @@ class Desk:
             handled[0] = await self.checkins.sweep(work)
 
         async def resend(work: _Work) -> None:
-            handled[0] = await outbox.due_again(work, self.policy.delivery)
+            handled[0] = await outbox.due_again(work, self.policy.delivery, platforms)
 
         said: list[Outgoing] = []
         for job, batch in ((sweep, SWEEP_BATCH), (resend, outbox.SWEEP_LIMIT)):

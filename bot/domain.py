@@ -457,6 +457,8 @@ class Delivery:
     created_at: datetime
     due_at: datetime
     ticket_number: int | None = None
+    platform: str | None = None
+    """Which adapter sends it (None: every adapter's agents' channel), so a process sweeps only its own."""
     state: DeliveryState = DeliveryState.PENDING
     attempts: int = 1
     error: str | None = None

@@ -234,6 +234,17 @@ class Undelivered:
     final: bool = False
 
 
+def platform_of(message: Outgoing) -> str | None:
+    """The platform a message is for; None for the agents' channel in general (every adapter's)."""
+    if isinstance(message, CustomerMessage):
+        where = message.audience.conversation
+        return where.platform if where else message.audience.person.platform
+    audience = message.audience
+    if isinstance(audience, ToAgent):
+        return audience.person.platform
+    return audience.platform
+
+
 def is_private_answer(message: Outgoing, person: Person) -> bool:
     """Whether a message only answers `person` (the one who acted): a word to them as an agent, or
     a ticketless answer to a customer. Adapters show these where only that person sees them."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
+from collections.abc import Collection
 from dataclasses import replace
 from enum import StrEnum
 from typing import Any
@@ -39,14 +41,20 @@ from bot.messages import (
     ToCustomer,
     Undelivered,
     is_private_answer,
+    platform_of,
     staff,
 )
 from bot.policy import Delivery as DeliveryPolicy
-from bot.work import Work, agents_about, log
+from bot.work import Work, agents_about
+from bot.work import log as log_on_ticket
+
+log = logging.getLogger(__name__)
 
 SWEEP_LIMIT = 500
 """Deliveries one sweep sends at most; the next sweep takes the rest."""
 ERROR_LENGTH = 500
+UNSETTLED_TRIES = 10
+"""Tries beyond the retries after which a delivery nobody settles is given up."""
 
 _CLASSES: dict[str, type] = {
     cls.__name__: cls
@@ -116,7 +124,10 @@ async def keep(work: Work, policy: DeliveryPolicy, acting: Person | None) -> Non
         return
     due = work.now + policy.lease
     rows = await work.uow.deliveries.add_many(
-        [Delivery(encode(message), work.now, due, ticket_of(message)) for _, message in kept]
+        [
+            Delivery(encode(message), work.now, due, ticket_of(message), platform_of(message))
+            for _, message in kept
+        ]
     )
     for (index, message), row in zip(kept, rows, strict=True):
         work.out[index] = replace(message, delivery=row.id)
@@ -148,16 +159,29 @@ async def settle_failed(work: Work, policy: DeliveryPolicy, failure: Undelivered
     ticket = await work.uow.tickets.get(number) if number is not None else None
     if ticket is None:
         return
-    await log(work, ticket, "undeliverable", "Relaydesk", delivery=delivery.id, reason=delivery.error)
+    await log_on_ticket(
+        work, ticket, "undeliverable", "Relaydesk", delivery=delivery.id, reason=delivery.error
+    )
     if isinstance(message, CustomerMessage):
         notice = voice.undeliverable(ticket, message.text, delivery.error, delivery.attempts)
         work.say(staff(agents_about(ticket), notice))
 
 
-async def due_again(work: Work, policy: DeliveryPolicy) -> int:
-    """Claim deliveries whose time came (a send that never settled, a retry) and say them again."""
-    claimed = await work.uow.deliveries.claim_due(work.now, SWEEP_LIMIT)
+async def due_again(work: Work, policy: DeliveryPolicy, platforms: Collection[str] | None = None) -> int:
+    """Claim deliveries whose time came (a send that never settled, a retry) and say them again; the
+    ones for these platforms (and every adapter's) when a process serves only some. One claimed over and
+    over that nobody ever settles (no process serves its platform) is given up, and logged."""
+    claimed = await work.uow.deliveries.claim_due(work.now, SWEEP_LIMIT, platforms)
     for delivery in claimed:
+        if delivery.attempts >= len(policy.retry_after) + UNSETTLED_TRIES:
+            delivery.state, delivery.settled_at = DeliveryState.FAILED, work.now
+            delivery.error = delivery.error or "never settled: no process took it"
+            log.error(
+                "outbox: delivery %s was never settled after %s tries; given up",
+                delivery.id,
+                delivery.attempts,
+            )
+            continue
         delivery.attempts += 1
         delivery.due_at = work.now + policy.lease
         message = decode(delivery.payload)

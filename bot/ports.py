@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -252,9 +253,11 @@ class DeliveryRepository(Protocol):
         """Settle these as taken by their platform (those still pending; a repeat changes nothing)."""
         ...
 
-    async def claim_due(self, moment: datetime, limit: int) -> list[Delivery]:
-        """Pending deliveries whose time has come (a try that never settled, a retry), locked so that
-        no other process's sweep sends them too."""
+    async def claim_due(
+        self, moment: datetime, limit: int, platforms: Collection[str] | None = None
+    ) -> list[Delivery]:
+        """Pending deliveries whose time has come (a try that never settled, a retry), for these
+        platforms (and every adapter's) or all, locked so that no other process's sweep sends them too."""
         ...
 
     async def prune(self, settled_before: datetime) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,8 +27,15 @@ Deliver = Callable[[list[Outgoing]], Awaitable[None]]
 class DueWorkScheduler:
     """Runs the desk's due-work sweep now and then every `interval`, and delivers what it says."""
 
-    def __init__(self, desk: Desk, deliver: Deliver, interval: timedelta = timedelta(minutes=1)):
+    def __init__(
+        self,
+        desk: Desk,
+        deliver: Deliver,
+        interval: timedelta = timedelta(minutes=1),
+        platforms: Collection[str] | None = None,
+    ):
         self._desk = desk
+        self._platforms = platforms
         self._deliver = deliver
         self._interval = interval
         self._scheduler: AsyncIOScheduler | None = None
@@ -52,7 +59,7 @@ class DueWorkScheduler:
     async def sweep(self) -> None:
         self._sweeping = asyncio.current_task()
         try:
-            await self._deliver(await self._desk.run_due_work())
+            await self._deliver(await self._desk.run_due_work(self._platforms))
         except asyncio.CancelledError:
             if not self._stopping:
                 raise

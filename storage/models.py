@@ -359,6 +359,7 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime]
     due_at: Mapped[datetime]
     ticket_number: Mapped[int | None] = mapped_column(index=True)
+    platform: Mapped[str | None] = mapped_column(String(20))
     state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState))
     attempts: Mapped[int] = mapped_column(default=1)
     error: Mapped[str | None] = mapped_column(String(500))

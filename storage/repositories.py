@@ -7,10 +7,11 @@ row within a unit of work) and writes their changes back when the unit of work c
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, or_, select, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -836,10 +837,17 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
                 .values(state=DeliveryState.SENT, settled_at=moment)
             )
 
-    async def claim_due(self, moment: datetime, limit: int) -> list[Delivery]:
+    async def claim_due(
+        self, moment: datetime, limit: int, platforms: Collection[str] | None = None
+    ) -> list[Delivery]:
+        served = (
+            true()
+            if platforms is None
+            else or_(DeliveryRow.platform.is_(None), DeliveryRow.platform.in_(sorted(platforms)))
+        )
         return await self._many(
             select(DeliveryRow)
-            .where(DeliveryRow.state == DeliveryState.PENDING, DeliveryRow.due_at <= moment)
+            .where(DeliveryRow.state == DeliveryState.PENDING, DeliveryRow.due_at <= moment, served)
             .order_by(DeliveryRow.due_at, DeliveryRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

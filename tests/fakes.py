@@ -16,7 +16,7 @@ import asyncio
 import copy
 import dataclasses
 import inspect
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -649,9 +649,17 @@ class FakeDeliveries(_Repository):
             if delivery is not None and delivery.state is DeliveryState.PENDING:
                 delivery.state, delivery.settled_at = DeliveryState.SENT, moment
 
-    async def claim_due(self, moment: datetime, limit: int) -> list[Delivery]:
+    async def claim_due(
+        self, moment: datetime, limit: int, platforms: Collection[str] | None = None
+    ) -> list[Delivery]:
         await _pause()
-        due = [d for d in self.rows.values() if d.state is DeliveryState.PENDING and d.due_at <= moment]
+        due = [
+            d
+            for d in self.rows.values()
+            if d.state is DeliveryState.PENDING
+            and d.due_at <= moment
+            and (platforms is None or d.platform is None or d.platform in platforms)
+        ]
         return sorted(due, key=lambda d: (d.due_at, d.id))[:limit]
 
     async def prune(self, settled_before: datetime) -> int:

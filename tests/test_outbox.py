@@ -130,6 +130,28 @@ async def test_sent_rows_are_pruned_after_the_policy_keeps_them():
     assert not {m.delivery for m in opened} & set(bare.store.deliveries)
 
 
+async def test_a_process_sweeps_only_the_platforms_it_serves():
+    """A Discord-only process does not take Slack's messages (it could not send them), but does take
+    what goes to every adapter's agents' channel."""
+    bare = Bare()
+    opened = await bare.write()
+    bare.clock.advance(LEASE)
+    assert resent(await bare.desk.run_due_work({"discord"}), opened) == []
+    assert resent(await bare.desk.run_due_work({"slack"}), opened) == opened
+
+
+async def test_a_delivery_nobody_ever_settles_is_given_up_in_the_end():
+    bare = Bare()
+    opened = await bare.write()
+    tries = 0
+    for _ in range(40):
+        bare.clock.advance(LEASE)
+        tries += len(resent(await bare.desk.run_due_work(), opened)) // len(opened)
+    assert 5 <= tries < 40
+    assert {bare.store.deliveries[m.delivery].state for m in opened} == {DeliveryState.FAILED}
+    assert all("never settled" in (bare.store.deliveries[m.delivery].error or "") for m in opened)
+
+
 # --- failures -------------------------------------------------------------------------------------
 
 

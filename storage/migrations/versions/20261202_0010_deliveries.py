@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ticket_number", sa.Integer(), nullable=True),
+        sa.Column("platform", sa.String(length=20), nullable=True),
         sa.Column("state", sa.String(length=24), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("error", sa.String(length=500), nullable=True),
