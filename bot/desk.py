@@ -372,12 +372,20 @@ class Desk:
             handled[0] = await outbox.due_again(work, self.policy.delivery, platforms)
 
         said: list[Outgoing] = []
-        for job, batch in ((sweep, SWEEP_BATCH), (resend, outbox.SWEEP_LIMIT)):
+        # Resends first: what this sweep is about to say must not count as overdue before it is sent.
+        for job, batch in ((resend, outbox.SWEEP_LIMIT), (sweep, SWEEP_BATCH)):
             for _ in range(SWEEP_ROUNDS):  # a batch per transaction, so locks stay short
                 said += await self._run(job)
                 if handled[0] < batch:
                     break
         return said
+
+    async def hold(self, messages: Sequence[Outgoing]) -> None:
+        """These are being sent right now: renew their lease, so no sweep sends them too."""
+        ids = [m.delivery for m in messages if m.delivery is not None]
+        if ids:
+            until = self._clock.now() + self.policy.delivery.lease
+            await self._run(lambda work: work.uow.deliveries.hold(ids, until))
 
     async def settle(self, sent: Sequence[Outgoing], failed: Sequence[Undelivered] = ()) -> list[Outgoing]:
         """An adapter sent what the desk said: cross off what the platform took; what failed after the
@@ -792,7 +800,7 @@ class Desk:
         """The customer behind a platform identity, made on first contact. A verified email the platform
         gives links them with the customer who has the same one elsewhere."""
         email = person.email.strip().lower() if person.email and person.email.strip() else None
-        customer = await work.uow.customers.by_identity(person.platform, person.user_id)
+        customer = await work.uow.customers.by_identity(person.platform, person.user_id, lock=True)
         if customer is None:
             customer = await work.uow.customers.add(
                 Customer(

@@ -42,7 +42,11 @@ class Unavailable(Exception):
 
 
 class CustomerRepository(Protocol):
-    async def by_identity(self, platform: str, external_id: str) -> Customer | None: ...
+    async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
+        """`lock`: until the unit of work ends, so one person's messages arriving at once take turns
+        (two first messages would otherwise open two tickets)."""
+        ...
+
     async def get(self, customer_id: int) -> Customer | None: ...
     async def add(self, customer: Customer, identity: Identity) -> Customer:
         """Store a new customer with their first identity (its customer_id is filled in)."""
@@ -146,7 +150,8 @@ class EntryRepository(Protocol):
 
     async def for_ticket(self, number: int) -> list[Entry]: ...
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
-        """The entry recorded from a platform message."""
+        """The entry recorded from a platform message, locked until the unit of work ends: two copies
+        of one edit or deletion take turns."""
         ...
 
     async def set_body(self, entry_id: int, body: str) -> None: ...
@@ -251,6 +256,10 @@ class DeliveryRepository(Protocol):
     async def get(self, delivery_id: int) -> Delivery | None: ...
     async def mark_sent(self, ids: list[int], moment: datetime) -> None:
         """Settle these as taken by their platform (those still pending; a repeat changes nothing)."""
+        ...
+
+    async def hold(self, ids: list[int], until: datetime) -> None:
+        """Renew the lease of these (still pending) deliveries: they are being sent right now."""
         ...
 
     async def claim_due(

@@ -18,6 +18,8 @@ from bot.messages import Outgoing
 
 log = logging.getLogger(__name__)
 
+DELIVERY_CHUNK = 25
+"""Messages a sweep hands to the adapters at once, between renewals of the rest's lease."""
 SHUTDOWN_GRACE = 2.0
 """Seconds a stopping process gives a sweep under way."""
 
@@ -41,6 +43,7 @@ class DueWorkScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._sweeping: asyncio.Task[None] | None = None
         self._stopping = False
+        self._lock = asyncio.Lock()
 
     def start(self) -> None:
         """Start inside the running event loop; the first sweep runs at once (work missed while down)."""
@@ -57,9 +60,22 @@ class DueWorkScheduler:
         self._scheduler.start()
 
     async def sweep(self) -> None:
+        """One sweep at a time in a process (the one at start and the interval's may meet): what it
+        says goes out a chunk at a time, the rest's lease renewed first, so a long batch (rate limits)
+        is not taken for abandoned and sent again by another process."""
+        if self._lock.locked():
+            return
+        async with self._lock:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
         self._sweeping = asyncio.current_task()
         try:
-            await self._deliver(await self._desk.run_due_work(self._platforms))
+            said = await self._desk.run_due_work(self._platforms)
+            for start in range(0, max(len(said), 1), DELIVERY_CHUNK):  # an empty sweep delivers nothing
+                if start:
+                    await self._desk.hold(said[start:])
+                await self._deliver(said[start : start + DELIVERY_CHUNK])
         except asyncio.CancelledError:
             if not self._stopping:
                 raise

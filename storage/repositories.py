@@ -224,12 +224,13 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
             return value.lower()
         return value
 
-    async def by_identity(self, platform: str, external_id: str) -> Customer | None:
-        return await self._one(
+    async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
+        statement = (
             select(CustomerRow)
             .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
             .where(IdentityRow.platform == platform, IdentityRow.external_id == external_id)
         )
+        return await self._one(statement.with_for_update(of=CustomerRow) if lock else statement)
 
     async def get(self, customer_id: int) -> Customer | None:
         return await self._get(customer_id)
@@ -462,9 +463,13 @@ class SqlEntries:
 
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await flush(self.session)
-        row = await self.session.scalar(
-            select(EntryRow).where(EntryRow.platform == platform, EntryRow.external_id == external_id)
+        found = await _scalars(
+            self.session,
+            select(EntryRow)
+            .where(EntryRow.platform == platform, EntryRow.external_id == external_id)
+            .with_for_update(),
         )
+        row = found.first()
         return _entry(row) if row else None
 
     async def set_body(self, entry_id: int, body: str) -> None:
@@ -835,6 +840,14 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
                 update(DeliveryRow)
                 .where(DeliveryRow.id.in_(chunk), DeliveryRow.state == DeliveryState.PENDING)
                 .values(state=DeliveryState.SENT, settled_at=moment)
+            )
+
+    async def hold(self, ids: list[int], until: datetime) -> None:
+        for chunk in _chunks(ids):
+            await self.session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id.in_(chunk), DeliveryRow.state == DeliveryState.PENDING)
+                .values(due_at=until)
             )
 
     async def claim_due(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.ports import Conflict, Unavailable
@@ -30,6 +33,11 @@ from storage.repositories import (
     is_unavailable,
     is_unique_violation,
 )
+
+log = logging.getLogger(__name__)
+
+OUTCOME_PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0)
+"""Pauses while asking whether a COMMIT that went unanswered took effect."""
 
 
 class SqlUnitOfWork:
@@ -64,9 +72,8 @@ class SqlUnitOfWork:
         try:
             await self.session.rollback()
             await self.session.close()
-        except Exception as error:
-            if exc is None and not is_unavailable(error):
-                raise
+        except Exception:  # a connection that died: the pool replaces it, and nothing here was pending
+            log.debug("closing a unit of work's session failed", exc_info=True)
         if exc is not None and not self._committing and is_unavailable(exc):
             # Lost before the commit was sent: nothing was written, so the caller may run it again.
             raise Unavailable(str(exc)) from exc
@@ -84,6 +91,7 @@ class SqlUnitOfWork:
         ):
             repository.sync()
         await flush(self.session)  # what fails here wrote nothing yet; only the COMMIT itself is in doubt
+        transaction = await self._transaction_id()
         self._committing = True
         try:
             await self.session.commit()
@@ -96,10 +104,44 @@ class SqlUnitOfWork:
             await self.session.rollback()
             raise Conflict(str(error)) from error
         except DBAPIError as error:
-            await self.session.rollback()
-            if not is_lost_race(error):
+            if is_lost_race(error):
+                await self.session.rollback()
+                raise Conflict(str(error.orig)) from error
+            if transaction is None:
                 raise
-            raise Conflict(str(error.orig)) from error
+            # The answer to COMMIT was lost with the connection: ask the server what became of it.
+            outcome = await self._outcome(transaction)
+            if outcome == "committed":
+                return
+            if outcome == "aborted":
+                raise Unavailable(str(error)) from error  # nothing was written: it may run again
+            raise
+
+    async def _transaction_id(self) -> str | None:
+        """PostgreSQL's id of this transaction, so a COMMIT whose answer was lost can be looked up."""
+        bind = self.session.bind
+        if bind is None or bind.dialect.name != "postgresql":
+            return None
+        return str(await self.session.scalar(text("SELECT pg_current_xact_id()::text")))
+
+    async def _outcome(self, transaction: str) -> str | None:
+        """Whether a transaction whose COMMIT went unanswered committed, asked on a new connection:
+        'committed', 'aborted', or None when the server cannot say yet (or cannot be reached)."""
+        bind = self.session.bind
+        assert bind is not None
+        engine = bind if isinstance(bind, AsyncEngine) else bind.engine
+        for pause in OUTCOME_PAUSES:
+            try:
+                async with engine.connect() as connection:
+                    status = await connection.scalar(
+                        text("SELECT pg_xact_status(CAST(CAST(:xid AS TEXT) AS xid8))"), {"xid": transaction}
+                    )
+            except (DBAPIError, OSError):
+                status = None
+            if status in ("committed", "aborted"):
+                return str(status)
+            await asyncio.sleep(pause)
+        return None
 
     async def rollback(self) -> None:
         await self.session.rollback()

@@ -176,7 +176,7 @@ class FakeCustomers(_Repository):
         identities = self._uow.work["identities"].values()
         return next((i for i in identities if (i.platform, i.external_id) == (platform, external_id)), None)
 
-    async def by_identity(self, platform: str, external_id: str) -> Customer | None:
+    async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
         await _pause()
         identity = self._identity(platform, external_id)
         return self.rows.get(identity.customer_id) if identity else None
@@ -648,6 +648,13 @@ class FakeDeliveries(_Repository):
             delivery = self.rows.get(delivery_id)
             if delivery is not None and delivery.state is DeliveryState.PENDING:
                 delivery.state, delivery.settled_at = DeliveryState.SENT, moment
+
+    async def hold(self, ids: list[int], until: datetime) -> None:
+        await _pause()
+        for delivery_id in ids:
+            delivery = self.rows.get(delivery_id)
+            if delivery is not None and delivery.state is DeliveryState.PENDING:
+                delivery.due_at = until
 
     async def claim_due(
         self, moment: datetime, limit: int, platforms: Collection[str] | None = None

@@ -556,7 +556,8 @@ class FakeSlack:
         metadata = params.get("metadata")
         if metadata:
             message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
-        self.channel_messages.setdefault(channel, []).append(message)
+        home = f"D-{channel}" if channel in self.users else channel  # a user id posts to their DM
+        self.channel_messages.setdefault(home, []).append(message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _conversations_history(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -566,7 +567,7 @@ class FakeSlack:
         if not channel:
             return _error("channel_not_found")
         found = [m for m in self.channel_messages.get(channel, []) if "thread_ts" not in m]
-        return {"ok": True, "messages": self._shown(found[::-1], params), "has_more": False}
+        return self._page(found[::-1], params)
 
     def _conversations_replies(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """A thread's messages this fake posted, oldest first, as Slack orders them."""
@@ -574,15 +575,21 @@ class FakeSlack:
         if not channel or not ts:
             return _error("thread_not_found")
         found = [m for m in self.channel_messages.get(channel, []) if m.get("thread_ts") == ts]
-        return {"ok": True, "messages": self._shown(found, params), "has_more": False}
+        return self._page(found, params)
 
     @staticmethod
-    def _shown(messages: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
-        limit = int(params.get("limit") or 100)
+    def _page(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """One page, as Slack pages: `limit` at a time from `cursor` (here simply an offset)."""
+        limit, start = int(params.get("limit") or 100), int(params.get("cursor") or 0)
         with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
-        return [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages][
-            :limit
-        ]
+        shown = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in messages]
+        more = start + limit < len(shown)
+        return {
+            "ok": True,
+            "messages": shown[start : start + limit],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _chat_postEphemeral(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         if not params.get("channel") or not params.get("user"):

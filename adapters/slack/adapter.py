@@ -10,11 +10,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -23,6 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -95,10 +99,12 @@ FINAL_ERRORS = frozenset(
 """Web API errors that no retry will mend: the message is marked undeliverable at once."""
 
 
+EVENTS_PATH = "/slack/events"
 DELIVERY_EVENT = "relaydesk_delivery"
 """The metadata event type of our posts: its payload names the outbox delivery."""
 LOOKBACK = 200
-"""Messages read back when checking whether a resent message reached Slack already."""
+LOOKBACK_PAGES = 5
+"""Pages of messages read back (newest first) when checking whether a resent message reached Slack."""
 STOP_GRACE = 10.0
 """Seconds a stopping adapter gives deliveries under way."""
 
@@ -138,15 +144,20 @@ class SlackAdapter:
                 state_store=self._states,
             )
             self.app = AsyncApp(
-                signing_secret=secret, oauth_settings=oauth, client=self.client, process_before_response=True
+                signing_secret=secret,
+                oauth_settings=oauth,
+                client=self.client,
+                request_verification_enabled=False,  # _on_http checks every request first
+                process_before_response=True,
             )
         else:
             self.app = AsyncApp(
                 signing_secret=secret,
                 client=self.client,
-                request_verification_enabled=not settings.socket_mode,
+                request_verification_enabled=False,  # _on_http checks every request first
                 process_before_response=True,
             )
+        self._verifier = SignatureVerifier(secret)
         self._people: dict[str, tuple[str, str | None, str | None]] = {}
         """users.info, once per user: (display name, verified email or None)."""
         self._members: tuple[float, frozenset[str]] | None = None
@@ -161,10 +172,47 @@ class SlackAdapter:
 
     def web_app(self) -> web.Application:
         """The HTTP endpoints: POST /slack/events (events, commands, interactivity), OAuth when
-        configured, and GET /healthz."""
-        server = AsyncSlackAppServer(port=self._settings.http_port, path="/slack/events", app=self.app)
-        server.web_app.add_routes([web.get("/healthz", _healthz)])
-        return server.web_app
+        configured (Bolt's own handlers), and GET /healthz."""
+        routes = [web.post(EVENTS_PATH, self._on_http), web.get("/healthz", _healthz)]
+        flow = self.app.oauth_flow
+        if flow is not None:
+            server = AsyncSlackAppServer(port=self._settings.http_port, path=EVENTS_PATH, app=self.app)
+            routes += [
+                web.get(flow.install_path, server.handle_get_requests),
+                web.get(flow.redirect_uri_path, server.handle_get_requests),
+            ]
+        web_app = web.Application()
+        web_app.add_routes(routes)
+        return web_app
+
+    async def _on_http(self, request: web.Request) -> web.StreamResponse:
+        """Slack's POSTs. The signature is checked on the raw body before anything parses it, so a
+        forged, stale or malformed request gets 401 every time (never a parse error); then Bolt
+        dispatches it."""
+        raw = await request.read()
+        try:
+            body = raw.decode("utf-8")
+            valid = self._verifier.is_valid(
+                body=body,
+                timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
+                signature=request.headers.get("X-Slack-Signature", ""),
+            )
+        except (UnicodeDecodeError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            if _is_ssl_check(raw, request.content_type):  # Slack's certificate check comes unsigned
+                return web.Response(status=200, text="")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=_form_safe(body, request.content_type),
+                query=request.query_string,
+                headers={name: request.headers.getall(name) for name in request.headers},
+            )
+        except ValueError:  # signed by Slack, yet not what it says it is
+            log.warning("Slack: a signed request whose body cannot be read")
+            return web.json_response({"error": "unreadable body"}, status=400)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def start(self) -> None:
         if self.installations is not None:
@@ -390,7 +438,7 @@ class SlackAdapter:
                 email = _verified_email(profile)
                 zone = profile.get("tz") or None
             except SlackApiError as error:
-                log.warning("Slack: users.info failed for %s: %s", user, error.response.get("error"))
+                log.warning("Slack: users.info failed for %s: %s", user, _code(error))
             self._people[user] = (name or user, email, zone)
         name, email, zone = self._people[user]
         return Person(PLATFORM, user, name, email=email, timezone=zone)
@@ -406,7 +454,7 @@ class SlackAdapter:
                 async for page in await home.conversations_members(channel=self._agent_channel, limit=1000):
                     members |= frozenset(page.get("members", []))
             except SlackApiError as error:
-                log.warning("Slack: cannot list the agents' channel: %s", error.response.get("error"))
+                log.warning("Slack: cannot list the agents' channel: %s", _code(error))
                 return False
             self._members = (time.monotonic(), members)
         return user in self._members[1]
@@ -449,7 +497,7 @@ class SlackAdapter:
             try:
                 await self._post(message, await self._client_of(message, client))
             except SlackApiError as error:
-                code = str(error.response.get("error"))
+                code = _code(error)
                 log.error("Slack: could not deliver a message: %s", code)
                 failed.append(Undelivered(message, code, final=code in FINAL_ERRORS))
             except Exception as error:
@@ -466,7 +514,7 @@ class SlackAdapter:
         try:
             await call
         except SlackApiError as error:
-            log.error("Slack: could not deliver a message: %s", error.response.get("error"))
+            log.error("Slack: could not deliver a message: %s", _code(error))
         except Exception:
             log.exception("Slack: could not deliver a message")
 
@@ -488,7 +536,11 @@ class SlackAdapter:
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
             user = audience.person.user_id
-            await self._post_text(client, user, message.text, None)
+            if message.resent:
+                opened = await client.conversations_open(users=user)
+                if await self._landed(client, opened["channel"]["id"], None, message.delivery):
+                    return
+            await self._post_text(client, user, message.text, None, _mark(message))
             await self._post_files(client, message.attachments, user, None, user=user)
             return
         assert isinstance(audience, ToAgents)
@@ -560,30 +612,41 @@ class SlackAdapter:
         self, client: AsyncWebClient, channel: str, thread: str | None, delivery: int | None
     ) -> str | None:
         """The ts of an earlier try of this delivery that reached Slack before its process died (our
-        posts carry the delivery's number in their metadata), so a resend does not post it twice. When
-        Slack cannot tell us, None, and it is posted: a message twice beats a message lost."""
+        posts carry the delivery's number in their metadata), so a resend does not post it twice. A
+        message for a ticket's staff thread is looked for at the channel's top level too (its card may
+        not have existed at the first try). When Slack cannot tell us, None, and it is posted: a
+        message twice beats a message lost."""
+        places = [thread, None] if thread is not None else [None]
         try:
+            for place in places:
+                found = await self._marked(client, channel, place, delivery)
+                if found is not None:
+                    return found
+        except SlackApiError as error:
+            log.warning("Slack: cannot check for an earlier try of a message: %s", _code(error))
+        return None
+
+    async def _marked(
+        self, client: AsyncWebClient, channel: str, thread: str | None, delivery: int | None
+    ) -> str | None:
+        """Our post of `delivery` in a channel (newest first) or a thread, paging back LOOKBACK_PAGES."""
+        cursor: str | None = None
+        for _ in range(LOOKBACK_PAGES):
             if thread is not None:
-                found = await client.conversations_replies(
-                    channel=channel, ts=thread, include_all_metadata=True, limit=LOOKBACK
+                page = await client.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=LOOKBACK, cursor=cursor
                 )
             else:
-                found = await client.conversations_history(
-                    channel=channel, include_all_metadata=True, limit=LOOKBACK
+                page = await client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=LOOKBACK, cursor=cursor
                 )
-        except SlackApiError as error:
-            log.warning(
-                "Slack: cannot check for an earlier try of a message: %s", error.response.get("error")
-            )
-            return None
-        return next(
-            (
-                str(p["ts"])
-                for p in found.get("messages") or []
-                if _delivery_of(p) == delivery and p.get("ts")
-            ),
-            None,
-        )
+            for posted in page.get("messages") or []:
+                if _delivery_of(posted) == delivery and posted.get("ts"):
+                    return str(posted["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or not cursor:
+                return None
+        return None
 
     async def _post_files(
         self,
@@ -623,7 +686,7 @@ class SlackAdapter:
                 ],
             )
         except SlackApiError as error:
-            log.error("Slack: could not upload %s: %s", blocks.names(files), error.response.get("error"))
+            log.error("Slack: could not upload %s: %s", blocks.names(files), _code(error))
             return False
         except Exception:
             log.exception("Slack: could not upload %s", blocks.names(files))
@@ -686,6 +749,33 @@ def _workspace(message: Outgoing) -> str | None:
     if isinstance(message, CustomerMessage):
         return message.audience.conversation.workspace_id if message.audience.conversation else None
     return getattr(audience, "workspace_id", None)
+
+
+def _code(error: SlackApiError) -> str:
+    """Slack's error code; a proxy's plain-text 5xx (after the client's retries) has none: its status."""
+    data = error.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"http_{error.response.status_code}"
+
+
+def _is_ssl_check(raw: bytes, content_type: str) -> bool:
+    """Slack's `ssl_check=1` POST, which only wants a 200 (and does nothing, whatever else it says)."""
+    if content_type != "application/x-www-form-urlencoded":
+        return False
+    fields = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return ("ssl_check", "1") in fields
+
+
+def _form_safe(body: str, content_type: str) -> str:
+    """A form body as Bolt reads it right. Bolt takes any form body containing the word "payload" for
+    an interactivity payload (`/ticket note #1 the payload was rejected` would arrive empty), so in a
+    form without a `payload` field the word is percent-encoded: the fields decode to the same text."""
+    if content_type != "application/x-www-form-urlencoded" or "payload" not in body:
+        return body
+    if any(key == "payload" for key, _ in parse_qsl(body, keep_blank_values=True)):
+        return body
+    return body.replace("payload", "%70ayload")
 
 
 def _mark(message: Outgoing) -> dict[str, Any] | None:
