@@ -1064,10 +1064,10 @@ async def test_a_dm_refused_with_50007_falls_back_to_a_private_thread_and_agents
 ) -> None:
     card_id, thread_id, dm = await _dm_ticket_whose_dms_then_fail(dc)
 
+    [posted] = await dc.wait_posts("the reply in the fallback thread", thread_id)
     [started] = dc.fake.threads_started(SUPPORT)
     assert started.json["type"] == PRIVATE_THREAD and started.json["invitable"] is False
-    assert dc.fake.calls_to("PUT", rf"/channels/{thread_id}/thread-members/{DANA}")
-    [posted] = await dc.wait_posts("the reply in the fallback thread", thread_id)
+    assert dc.fake.calls_to("PUT", rf"/channels/{thread_id}/thread-members/{DANA}"), "before the reply"
     assert posted.content == "Ana: I've sent you a reset link."
     told = await dc.fake.wait_for(
         lambda: [c for c in dc.fake.posts(card_id) if "doesn't accept DMs" in c.content], "the agents told"

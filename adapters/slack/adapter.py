@@ -157,7 +157,7 @@ class SlackAdapter:
                 request_verification_enabled=False,  # _on_http checks every request first
                 process_before_response=True,
             )
-        self._verifier = SignatureVerifier(secret)
+        self._verifier = SignatureVerifier(secret) if secret else None  # Socket Mode signs nothing
         self._people: dict[str, tuple[str, str | None, str | None]] = {}
         """users.info, once per user: (display name, verified email or None)."""
         self._members: tuple[float, frozenset[str]] | None = None
@@ -192,7 +192,7 @@ class SlackAdapter:
         raw = await request.read()
         try:
             body = raw.decode("utf-8")
-            valid = self._verifier.is_valid(
+            valid = self._verifier is not None and self._verifier.is_valid(
                 body=body,
                 timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
                 signature=request.headers.get("X-Slack-Signature", ""),
