@@ -248,6 +248,7 @@ async def run_adapters(settings: Settings) -> int:
 
         adapters.append(DiscordAdapter(discord, runtime.desk))
     router = Router(adapters)
+    runtime.desk.serve(router.adapters)
     every = timedelta(seconds=settings.sweep_seconds)
     scheduler = DueWorkScheduler(runtime.desk, router.deliver, every, platforms=set(router.adapters))
     stop = asyncio.Event()
@@ -278,7 +279,10 @@ async def run_console(settings: Settings) -> int:
         if sys.stdin.isatty():
             print(BANNER.format(agents=", ".join(settings.console_agents)), flush=True)
             scheduler = DueWorkScheduler(
-                runtime.desk, console.deliver, timedelta(seconds=settings.sweep_seconds)
+                runtime.desk,
+                console.deliver,
+                timedelta(seconds=settings.sweep_seconds),
+                platforms={"console"},
             )
             scheduler.start()
         await console.run(stdin_lines())

@@ -39,10 +39,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("WARNING", validation_alias="RELAYDESK_LOG_LEVEL")
     export_dir: Path = Field(Path("exports"), validation_alias="RELAYDESK_EXPORT_DIR")
-    sweep_seconds: float = Field(60.0, gt=0, le=3600, validation_alias="RELAYDESK_SWEEP_SECONDS")
-    """How often each process sweeps for due work (check-ins, and messages the outbox must send again)."""
     """Where the console saves files meant for staff (ticket transcripts); relative to the working
     directory unless absolute, and created when first needed."""
+    sweep_seconds: float = Field(60.0, gt=0, le=3600, validation_alias="RELAYDESK_SWEEP_SECONDS")
+    """How often each process sweeps for due work (check-ins, and messages the outbox must send again)."""
 
     @field_validator("database_url")
     @classmethod

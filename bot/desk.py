@@ -147,6 +147,7 @@ class Desk:
         self.satisfaction = Satisfaction(policy)
         self.checkins = Checkins(policy, self.standards, self.satisfaction)
         self._moods = MoodReader.from_policy(policy.complaints)
+        self._platforms: frozenset[str] | None = None
         self._handlers: dict[type, Callable[[_Work, Actor, Ticket, Command], Awaitable[None]]] = {
             Claim: self._claim,
             Release: self._release,
@@ -166,6 +167,11 @@ class Desk:
             MakePromise: self._promise,
             Kept: self._kept,
         }
+
+    def serve(self, platforms: Collection[str]) -> None:
+        """The platforms this process's adapters serve: what goes to every adapter's agents' channel is
+        kept once per platform, so each adapter settles its own copy."""
+        self._platforms = frozenset(platforms)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -292,10 +298,13 @@ class Desk:
             new = clean(text)
             if entry is None or entry.kind is not EntryKind.CUSTOMER or entry.body == new or not new.strip():
                 return
-            assert entry.id is not None and isinstance(entry.body, str)
-            await work.uow.entries.set_body(entry.id, new)
             ticket = await work.uow.tickets.get(entry.ticket_number)
             assert ticket is not None
+            customer = await work.uow.customers.get(ticket.customer_id)
+            if customer is not None and customer.is_blocked(work.now):
+                return  # a blocked person's edits are not taken either
+            assert entry.id is not None and isinstance(entry.body, str)
+            await work.uow.entries.set_body(entry.id, new)
             await _log(work, ticket, "edited", entry.author_name, entry=entry.id, original=entry.body)
             work.say(
                 staff(
@@ -372,12 +381,14 @@ class Desk:
             handled[0] = await outbox.due_again(work, self.policy.delivery, platforms)
 
         said: list[Outgoing] = []
-        # Resends first: what this sweep is about to say must not count as overdue before it is sent.
-        for job, batch in ((resend, outbox.SWEEP_LIMIT), (sweep, SWEEP_BATCH)):
-            for _ in range(SWEEP_ROUNDS):  # a batch per transaction, so locks stay short
-                said += await self._run(job)
-                if handled[0] < batch:
-                    break
+        try:  # resends first: what this sweep is about to say must not count as overdue before it is sent
+            said += await self._run(resend)
+        except Exception:  # the outbox's trouble must not stop warnings, breaches and check-ins
+            log.exception("resending from the outbox failed; it is tried again at the next sweep")
+        for _ in range(SWEEP_ROUNDS):  # a batch per transaction, so locks stay short
+            said += await self._run(sweep)
+            if handled[0] < SWEEP_BATCH:
+                break
         return said
 
     async def hold(self, messages: Sequence[Outgoing]) -> None:
@@ -427,7 +438,7 @@ class Desk:
                     try:
                         await job(work)
                         work.out = [await _in_staff_thread(work, message) for message in work.out]
-                        await outbox.keep(work, self.policy.delivery, acting)
+                        await outbox.keep(work, self.policy.delivery, acting, self._platforms)
                         await uow.commit()
                     except Refusal as refusal:
                         await uow.rollback()
@@ -554,7 +565,8 @@ class Desk:
             raise Refusal(_private_to_customer(message.actor, voice.too_many_requests(customer)))
         already_said = len(work.out)
         await self._take(work, message, customer, text, kind, request)
-        del work.out[already_said:]  # recorded, but quiet: one flood must not become a hundred relays
+        # Recorded, but quiet: one flood must not become a hundred relays (a new ticket's card stays).
+        work.out[already_said:] = [m for m in work.out[already_said:] if not _is_relay(m)]
         if not customer.burst_told:
             customer.burst_told = True
             work.say(_private_to_customer(message.actor, voice.slow_down(customer)))
@@ -943,7 +955,7 @@ class Desk:
         until = BLOCKED_FOR_GOOD if command.forever else work.now + duration
         customer.blocked_until, customer.block_told = until, False
         assert customer.id is not None
-        detail = {"until": "unblocked" if command.forever else until.isoformat()}
+        detail = {"until": "forever" if command.forever else until.isoformat()}
         await work.uow.audit.add(AuditRecord("blocked", customer.id, agent.display_name, work.now, detail))
         work.say(_private(actor, voice.blocked(customer, None if command.forever else until)))
 
@@ -1586,6 +1598,10 @@ def _line(ticket: Ticket, names: dict[int, str], now: datetime) -> TicketLine:
         queue=ticket.queue,
         age=voice.age(now - ticket.created_at),
     )
+
+
+def _is_relay(message: Outgoing) -> bool:
+    return isinstance(message, StaffMessage) and message.kind is StaffKind.RELAY
 
 
 def _private_to_customer(actor: Actor, text: str) -> Outgoing:

@@ -51,7 +51,7 @@ from bot.work import log as log_on_ticket
 log = logging.getLogger(__name__)
 
 SWEEP_LIMIT = 500
-"""Deliveries one sweep sends at most; the next sweep takes the rest."""
+"""Deliveries one sweep claims at most to send again; the next sweep takes the rest."""
 ERROR_LENGTH = 500
 UNSETTLED_TRIES = 10
 """Tries beyond the retries after which a delivery nobody settles is given up."""
@@ -112,9 +112,14 @@ def ticket_of(message: Outgoing) -> int | None:
     return message.audience.ticket_number
 
 
-async def keep(work: Work, policy: DeliveryPolicy, acting: Person | None) -> None:
+async def keep(
+    work: Work, policy: DeliveryPolicy, acting: Person | None, platforms: Collection[str] | None = None
+) -> None:
     """Write what this unit of work will say to the outbox (all but private answers to `acting`), and
-    number each message with its row, so the adapter that sends it can settle it."""
+    number each message with its row, so the adapter that sends it can settle it. A message for every
+    adapter's agents' channel becomes one per platform served, so each is settled on its own."""
+    if platforms:
+        work.out = [copy for message in work.out for copy in _per_platform(message, platforms)]
     kept = [
         (index, message)
         for index, message in enumerate(work.out)
@@ -131,6 +136,13 @@ async def keep(work: Work, policy: DeliveryPolicy, acting: Person | None) -> Non
     )
     for (index, message), row in zip(kept, rows, strict=True):
         work.out[index] = replace(message, delivery=row.id)
+
+
+def _per_platform(message: Outgoing, platforms: Collection[str]) -> list[Outgoing]:
+    audience = message.audience
+    if not isinstance(message, StaffMessage) or not isinstance(audience, ToAgents) or audience.platform:
+        return [message]
+    return [replace(message, audience=replace(audience, platform=p)) for p in sorted(platforms)]
 
 
 async def settle_sent(work: Work, messages: list[Outgoing]) -> None:
@@ -170,7 +182,8 @@ async def settle_failed(work: Work, policy: DeliveryPolicy, failure: Undelivered
 async def due_again(work: Work, policy: DeliveryPolicy, platforms: Collection[str] | None = None) -> int:
     """Claim deliveries whose time came (a send that never settled, a retry) and say them again; the
     ones for these platforms (and every adapter's) when a process serves only some. One claimed over and
-    over that nobody ever settles (no process serves its platform) is given up, and logged."""
+    over that its adapter never settles (a message it cannot take), or that no longer reads as a
+    message (stored by another version), is given up, and logged."""
     claimed = await work.uow.deliveries.claim_due(work.now, SWEEP_LIMIT, platforms)
     for delivery in claimed:
         if delivery.attempts >= len(policy.retry_after) + UNSETTLED_TRIES:
@@ -182,9 +195,15 @@ async def due_again(work: Work, policy: DeliveryPolicy, platforms: Collection[st
                 delivery.attempts,
             )
             continue
+        try:
+            message = decode(delivery.payload)
+        except (KeyError, TypeError, ValueError) as error:
+            delivery.state, delivery.settled_at = DeliveryState.FAILED, work.now
+            delivery.error = f"unreadable: {error}"[:ERROR_LENGTH]
+            log.error("outbox: delivery %s cannot be read (%s); given up", delivery.id, error)
+            continue
         delivery.attempts += 1
         delivery.due_at = work.now + policy.lease
-        message = decode(delivery.payload)
         work.out.append(replace(message, delivery=delivery.id, resent=True))
     if len(claimed) < SWEEP_LIMIT:
         await work.uow.deliveries.prune(work.now - policy.keep_sent)

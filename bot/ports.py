@@ -43,8 +43,8 @@ class Unavailable(Exception):
 
 class CustomerRepository(Protocol):
     async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
-        """`lock`: until the unit of work ends, so one person's messages arriving at once take turns
-        (two first messages would otherwise open two tickets)."""
+        """`lock`: until the unit of work ends, so one known person's messages arriving at once take
+        turns (two messages where they have no ticket yet would otherwise open two)."""
         ...
 
     async def get(self, customer_id: int) -> Customer | None: ...
@@ -270,7 +270,7 @@ class DeliveryRepository(Protocol):
         ...
 
     async def prune(self, settled_before: datetime) -> int:
-        """Forget sent deliveries settled before then; how many."""
+        """Forget deliveries settled (sent, or given up) before then; how many."""
         ...
 
     async def forget(self, ticket_numbers: list[int]) -> int:

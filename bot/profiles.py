@@ -105,6 +105,13 @@ def fold(keep: Customer, gone: Customer) -> None:
     if gone.email and (keep.email is None or (gone.email_verified and not keep.email_verified)):
         keep.email, keep.email_verified = gone.email, gone.email_verified
     keep.tags = tuple(dict.fromkeys(keep.tags + gone.tags))[:TAGS_PER_CUSTOMER]
+    if gone.blocked_until is not None and (
+        keep.blocked_until is None or gone.blocked_until > keep.blocked_until
+    ):
+        keep.blocked_until, keep.block_told = (
+            gone.blocked_until,
+            gone.block_told,
+        )  # a block follows the person
     assert keep.id is not None
     gone.merged_into = keep.id
     gone.display_name = MERGED_NAME

@@ -72,7 +72,7 @@ class DueWorkScheduler:
         self._sweeping = asyncio.current_task()
         try:
             said = await self._desk.run_due_work(self._platforms)
-            for start in range(0, max(len(said), 1), DELIVERY_CHUNK):  # an empty sweep delivers nothing
+            for start in range(0, max(len(said), 1), DELIVERY_CHUNK):  # the adapters hear of every sweep
                 if start:
                     await self._desk.hold(said[start:])
                 await self._deliver(said[start : start + DELIVERY_CHUNK])

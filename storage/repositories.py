@@ -869,7 +869,7 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
     async def prune(self, settled_before: datetime) -> int:
         result = await self.session.execute(
             delete(DeliveryRow).where(
-                DeliveryRow.state == DeliveryState.SENT, DeliveryRow.settled_at < settled_before
+                DeliveryRow.state != DeliveryState.PENDING, DeliveryRow.settled_at < settled_before
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)

@@ -36,6 +36,8 @@ from storage.repositories import (
 
 log = logging.getLogger(__name__)
 
+NOTHING_WRITTEN = "none"
+"""The transaction id of one that wrote nothing (PostgreSQL assigns ids only to writers)."""
 OUTCOME_PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0)
 """Pauses while asking whether a COMMIT that went unanswered took effect."""
 
@@ -110,6 +112,8 @@ class SqlUnitOfWork:
             if transaction is None:
                 raise
             # The answer to COMMIT was lost with the connection: ask the server what became of it.
+            if transaction == NOTHING_WRITTEN:
+                raise Unavailable(str(error)) from error  # a transaction that wrote nothing may run again
             outcome = await self._outcome(transaction)
             if outcome == "committed":
                 return
@@ -118,11 +122,13 @@ class SqlUnitOfWork:
             raise
 
     async def _transaction_id(self) -> str | None:
-        """PostgreSQL's id of this transaction, so a COMMIT whose answer was lost can be looked up."""
+        """PostgreSQL's id of this transaction, so a COMMIT whose answer was lost can be looked up
+        (NOTHING_WRITTEN for a transaction without one: asking does not assign one); None elsewhere."""
         bind = self.session.bind
         if bind is None or bind.dialect.name != "postgresql":
             return None
-        return str(await self.session.scalar(text("SELECT pg_current_xact_id()::text")))
+        found = await self.session.scalar(text("SELECT pg_current_xact_id_if_assigned()::text"))
+        return str(found) if found is not None else NOTHING_WRITTEN
 
     async def _outcome(self, transaction: str) -> str | None:
         """Whether a transaction whose COMMIT went unanswered committed, asked on a new connection:

@@ -674,7 +674,9 @@ class FakeDeliveries(_Repository):
         gone = [
             key
             for key, d in self.rows.items()
-            if d.state is DeliveryState.SENT and d.settled_at is not None and d.settled_at < settled_before
+            if d.state is not DeliveryState.PENDING
+            and d.settled_at is not None
+            and d.settled_at < settled_before
         ]
         for key in gone:
             del self.rows[key]

@@ -155,6 +155,25 @@ async def test_a_block_covers_the_customer_on_every_platform_once_linked():
     assert to_staff(out) == [] and len(to_customer(out)) == 1
 
 
+async def test_a_blocked_customers_edits_are_not_taken_either():
+    h = build_desk()
+    await h.write(DANA, "My order A-1234 never arrived", message_id="first")
+    await h.run(BEN, "/ticket block #1")
+    out = await h.desk.message_edited("slack", "first", "NOW READ THIS, EVERYONE")
+    assert out == [] and customer_entries(h) == ["My order A-1234 never arrived"]
+
+
+async def test_a_block_follows_the_person_when_their_accounts_are_linked():
+    h = build_desk()
+    dana_discord = customer("dana", platform="discord", user_id="4711")
+    await h.write(DANA, "My order A-1234 never arrived")
+    await h.write(dana_discord, "Same here on Discord")
+    await h.run(BEN, "/ticket block #2")
+    await h.run(BEN, "/ticket link #1 #2")
+    out = await h.write(DANA, "hello from slack")
+    assert to_staff(out) == [] and len(to_customer(out)) == 1, "the kept profile carries the block"
+
+
 async def test_blocks_are_in_the_audit_log():
     h = build_desk()
     await h.write(DANA, "My order A-1234 never arrived")

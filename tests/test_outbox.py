@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -150,6 +151,38 @@ async def test_a_delivery_nobody_ever_settles_is_given_up_in_the_end():
     assert 5 <= tries < 40
     assert {bare.store.deliveries[m.delivery].state for m in opened} == {DeliveryState.FAILED}
     assert all("never settled" in (bare.store.deliveries[m.delivery].error or "") for m in opened)
+
+
+async def test_what_goes_to_every_adapter_is_kept_once_per_platform_served():
+    """A digest is for every adapter's agents' channel: each platform gets its own copy to settle, so
+    Slack taking it says nothing about Discord."""
+    bare = Bare()
+    bare.desk.serve({"slack", "discord"})
+    await bare.desk.settle(await bare.write())
+    bare.clock.advance(timedelta(days=1))
+    said = await bare.desk.run_due_work()
+    digests = [m for m in said if isinstance(m, StaffMessage) and m.text.startswith("Daily digest")]
+    assert digests and all(m.delivery is not None for m in digests)
+    platforms = Counter(m.audience.platform for m in digests)
+    assert set(platforms) == {"slack", "discord"} and platforms["slack"] == platforms["discord"]
+    slack_only = [m for m in digests if m.audience.platform == "slack"]
+    await bare.desk.settle(slack_only)
+    bare.clock.advance(LEASE)
+    again = resent(await bare.desk.run_due_work(), digests)
+    assert again and {m.audience.platform for m in again} == {"discord"}
+
+
+async def test_a_delivery_that_cannot_be_read_is_given_up_and_the_sweep_goes_on():
+    bare = Bare()
+    opened = await bare.write()
+    broken = opened[0].delivery
+    assert broken is not None
+    bare.store.deliveries[broken].payload = {"_": "AMessageFromAnotherVersion", "text": "?"}
+    bare.clock.advance(LEASE)
+    again = resent(await bare.desk.run_due_work(), opened)
+    assert [m.delivery for m in again] == [m.delivery for m in opened[1:]]
+    assert bare.store.deliveries[broken].state is DeliveryState.FAILED
+    assert "unreadable" in (bare.store.deliveries[broken].error or "")
 
 
 # --- failures -------------------------------------------------------------------------------------

@@ -1213,6 +1213,27 @@ async def test_a_message_posted_before_the_process_died_is_not_posted_again(slac
     assert set(await slack.scalars(select(DeliveryRow.state))) == {DeliveryState.SENT}
 
 
+async def test_a_long_message_cut_short_by_a_crash_is_finished_not_repeated(slack: Slack) -> None:
+    """A relay in three pieces; the process died after the first reached Slack: the resend posts the
+    other two only, each piece marked with its number."""
+    opened = await slack.open_ticket()
+    await slack.settle()
+    long_text = " ".join(f"word{n}" for n in range(1500))  # about 12,000 characters
+    await slack.event(message(SUPPORT, DANA, long_text, new_ts(), thread_ts=opened.ts))
+    await slack.settle()
+    relay = [c for c in slack.fake.posts(AGENTS, thread_ts=opened.card_ts) if "word" in str(c.get("text"))]
+    assert len(relay) >= 3
+    first, lost = relay[0], relay[1:]
+    kept = slack.fake.channel_messages[AGENTS]
+    slack.fake.channel_messages[AGENTS] = [m for m in kept if m["ts"] not in {c.answer["ts"] for c in lost}]
+    async with slack.engine.begin() as connection:  # died after the first piece: nothing settled
+        await connection.execute(update(DeliveryRow).values(state=DeliveryState.PENDING, settled_at=None))
+    await resend_due(slack)
+    again = [c for c in slack.fake.posts(AGENTS, thread_ts=opened.card_ts) if "word" in str(c.get("text"))]
+    assert [c.get("text") for c in again] == [c.get("text") for c in relay + lost]
+    assert first.get("text") not in [c.get("text") for c in again[len(relay) :]]
+
+
 async def test_a_message_never_posted_is_posted_by_the_sweep(slack: Slack) -> None:
     """The process died after recording the message and before posting anything: the sweep posts it."""
     assert slack.desk is not None

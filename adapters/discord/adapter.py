@@ -88,6 +88,8 @@ FILE_SIZE_LIMIT = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 TOO_LARGE = "`{name}` is too large to send here ({size}; Discord takes up to {limit})."
 NO_PINGS = discord.AllowedMentions.none()
 CANNOT_DM = 50007
+THREAD_EXISTS = 160004
+"""Discord's code for a message that already has a thread (a card whose resend Discord deduplicated)."""
 SURVEY_BUTTONS_MAX = 25
 """Five action rows of five buttons: all a Discord message holds."""
 PRIORITY_COLOURS = {"low": 0x95A5A6, "normal": 0x3498DB, "high": 0xE67E22, "urgent": 0xE74C3C}
@@ -546,11 +548,11 @@ class DiscordAdapter:
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
             user = await self.client.fetch_user(int(audience.person.user_id))
-            await self._send(await user.create_dm(), message.text, message.attachments)
+            await self._send(await user.create_dm(), message.text, message.attachments, nonce=_nonce(message))
             return
         assert isinstance(audience, ToAgents)
         if message.kind is StaffKind.CARD and message.card is not None:
-            await self._post_card(message.card, message.text, message.attachments)
+            await self._post_card(message.card, message.text, message.attachments, _nonce(message))
             return
         thread = audience.staff_thread
         if thread is None and audience.ticket_number is not None:
@@ -561,7 +563,10 @@ class DiscordAdapter:
             await self._channel(target), message.text, message.attachments, nonce=_nonce(message)
         )
         if message.handover is not None:
-            await self._bring_in(message.handover)
+            try:  # the packet is posted: failing to add the owner to the thread must not resend it
+                await self._bring_in(message.handover)
+            except discord.HTTPException as error:
+                log.warning("Discord: could not add the ticket's new owner to its thread: %s", error)
 
     async def _bring_in(self, handover: Handover) -> None:
         """The ticket's new owner joins the customer's private thread (DM tickets have none)."""
@@ -572,7 +577,11 @@ class DiscordAdapter:
         if isinstance(thread, discord.Thread):
             await thread.add_user(discord.Object(id=int(handover.agent.user_id)))
 
-    async def _post_card(self, card: TicketCard, text: str, files: tuple[Attachment, ...] = ()) -> None:
+    async def _post_card(
+        self, card: TicketCard, text: str, files: tuple[Attachment, ...] = (), nonce: str | None = None
+    ) -> None:
+        """The card, with its buttons and its thread (the staff thread). With a nonce, a resend gets the
+        card Discord already has back, and its thread, rather than a second card."""
         async with self._card_lock(card.number):
             channel = await self._channel(self.agent_channel)
             embed = discord.Embed(
@@ -583,8 +592,14 @@ class DiscordAdapter:
             view = discord.ui.View(timeout=None)
             view.add_item(TicketButton("claim", card.number))
             view.add_item(TicketButton("resolve", card.number))
-            posted = await channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS)
-            thread = await posted.create_thread(name=f"#{card.number} {card.customer_name}"[:100])
+            extra: dict[str, Any] = {"nonce": f"{nonce}.0"} if nonce else {}
+            posted = await channel.send(embed=embed, view=view, allowed_mentions=NO_PINGS, **extra)
+            try:
+                thread = await posted.create_thread(name=f"#{card.number} {card.customer_name}"[:100])
+            except discord.HTTPException as error:
+                if error.code != THREAD_EXISTS:
+                    raise
+                thread = await self._channel(posted.id)  # a thread started from a message shares its id
             await self._desk.attach_card(card.number, PLATFORM, MessageRef(str(channel.id), str(posted.id)))
         if files:
             await self._send(thread, "", files)

@@ -91,12 +91,10 @@ FINAL_ERRORS = frozenset(
         "messages_tab_disabled",
         "restricted_action",
         "account_inactive",
-        "invalid_auth",
-        "token_revoked",
-        "missing_scope",
     }
 )
-"""Web API errors that no retry will mend: the message is marked undeliverable at once."""
+"""Web API errors that no retry will mend: the message is marked undeliverable at once. (A token or
+scope problem is not among them: it is retried, so what waits goes out once someone fixes the app.)"""
 
 
 EVENTS_PATH = "/slack/events"
@@ -519,47 +517,52 @@ class SlackAdapter:
             log.exception("Slack: could not deliver a message")
 
     async def _post(self, message: Outgoing, client: AsyncWebClient) -> None:
+        """Post a message where it belongs. A resend first asks Slack which of its pieces an earlier try
+        posted (by their metadata), and posts only the others."""
         audience = message.audience
         if isinstance(message, CustomerMessage):
             where = message.audience.conversation
-            channel = where.channel_id if where else message.audience.person.user_id
+            user = message.audience.person.user_id
+            channel = where.channel_id if where else user
             in_thread = where.thread_id if where else None
-            if message.resent and await self._landed(client, channel, in_thread, message.delivery):
-                return
-            if message.survey is not None:
-                await self._post_survey(
-                    client, channel, message.text, in_thread, message.survey, _mark(message)
+            landed: dict[int, str] = {}
+            if message.resent:  # a DM is looked up by its channel, not the user id it was posted to
+                landed = await self._landed(
+                    client, where.channel_id if where else await self._dm(client, user), in_thread, message
                 )
+            if message.survey is not None:
+                await self._post_survey(client, channel, in_thread, message, message.survey, landed)
                 return
-            await self._post_text(client, channel, message.text, in_thread, _mark(message))
+            await self._post_text(client, channel, message.text, in_thread, message, landed)
             return
         assert isinstance(message, StaffMessage)
         if isinstance(audience, ToAgent):
             user = audience.person.user_id
-            if message.resent:
-                opened = await client.conversations_open(users=user)
-                if await self._landed(client, opened["channel"]["id"], None, message.delivery):
-                    return
-            await self._post_text(client, user, message.text, None, _mark(message))
-            await self._post_files(client, message.attachments, user, None, user=user)
+            landed = (
+                await self._landed(client, await self._dm(client, user), None, message)
+                if message.resent
+                else {}
+            )
+            if await self._post_text(client, user, message.text, None, message, landed):
+                await self._post_files(client, message.attachments, user, None, user=user)
             return
         assert isinstance(audience, ToAgents)
         channel = self._agent_channel
         if message.kind is StaffKind.CARD and message.card is not None:
             async with self._card_lock(message.card.number):
-                landed = (
-                    await self._landed(client, channel, None, message.delivery) if message.resent else None
-                )
-                if landed is None:
+                landed = await self._landed(client, channel, None, message)
+                card_ts = landed.get(0)
+                if card_ts is None:
                     posted = await client.chat_postMessage(
                         channel=channel,
                         text=message.text,
                         blocks=blocks.card_blocks(message.card, message.text),
-                        metadata=_mark(message),
+                        metadata=_mark(message, 0),
                     )
-                    landed = str(posted["ts"])
-                await self._desk.attach_card(message.card.number, PLATFORM, MessageRef(channel, landed))
-            await self._post_files(client, message.attachments, channel, landed)
+                    card_ts = str(posted["ts"])
+                await self._desk.attach_card(message.card.number, PLATFORM, MessageRef(channel, card_ts))
+            if not landed:
+                await self._post_files(client, message.attachments, channel, card_ts)
             return
         thread = audience.staff_thread
         if thread is None and audience.ticket_number is not None:
@@ -568,13 +571,17 @@ class SlackAdapter:
         thread_ts = None
         if thread is not None:
             channel, thread_ts = thread.channel_id, thread.message_id
-        if message.resent and await self._landed(client, channel, thread_ts, message.delivery):
-            return
-        await self._post_text(client, channel, message.text, thread_ts, _mark(message))
-        await self._post_files(client, message.attachments, channel, thread_ts)
+        landed = await self._landed(client, channel, thread_ts, message)
+        if await self._post_text(client, channel, message.text, thread_ts, message, landed):
+            await self._post_files(client, message.attachments, channel, thread_ts)
 
     def _card_lock(self, ticket_number: int) -> asyncio.Lock:
         return self._card_locks.setdefault(ticket_number, asyncio.Lock())
+
+    async def _dm(self, client: AsyncWebClient, user: str) -> str:
+        """The id of a user's DM with the bot (where a post to their user id lands)."""
+        opened = await client.conversations_open(users=user)
+        return str(opened["channel"]["id"])
 
     async def _post_text(
         self,
@@ -582,54 +589,58 @@ class SlackAdapter:
         channel: str,
         text: str,
         thread: str | None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        for piece in blocks.chunks(text):
+        message: Outgoing | None = None,
+        landed: dict[int, str] | None = None,
+    ) -> bool:
+        """Post a text in the pieces Slack takes, but those an earlier try posted; whether any was left."""
+        pieces = [(n, piece) for n, piece in enumerate(blocks.chunks(text)) if n not in (landed or {})]
+        for number, piece in pieces:
+            metadata = _mark(message, number) if message is not None else None
             await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread, metadata=metadata)
+        return bool(pieces)
 
     async def _post_survey(
         self,
         client: AsyncWebClient,
         channel: str,
-        text: str,
         thread: str | None,
+        message: Outgoing,
         survey: SurveyPrompt,
-        metadata: dict[str, Any] | None = None,
+        landed: dict[int, str],
     ) -> None:
         """A survey: its text (the notification and fallback), with rating buttons on its last piece."""
-        *before, last = blocks.chunks(text) or [""]
-        for piece in before:
-            await client.chat_postMessage(channel=channel, text=piece, thread_ts=thread, metadata=metadata)
-        await client.chat_postMessage(
-            channel=channel,
-            text=last,
-            thread_ts=thread,
-            blocks=blocks.survey_blocks(last, survey),
-            metadata=metadata,
-        )
+        pieces = blocks.chunks(message.text) or [""]
+        for number, piece in enumerate(pieces):
+            if number in landed:
+                continue
+            buttons = blocks.survey_blocks(piece, survey) if number == len(pieces) - 1 else None
+            await client.chat_postMessage(
+                channel=channel, text=piece, thread_ts=thread, blocks=buttons, metadata=_mark(message, number)
+            )
 
     async def _landed(
-        self, client: AsyncWebClient, channel: str, thread: str | None, delivery: int | None
-    ) -> str | None:
-        """The ts of an earlier try of this delivery that reached Slack before its process died (our
-        posts carry the delivery's number in their metadata), so a resend does not post it twice. A
-        message for a ticket's staff thread is looked for at the channel's top level too (its card may
-        not have existed at the first try). When Slack cannot tell us, None, and it is posted: a
-        message twice beats a message lost."""
-        places = [thread, None] if thread is not None else [None]
+        self, client: AsyncWebClient, channel: str, thread: str | None, message: Outgoing
+    ) -> dict[int, str]:
+        """For a resend: the pieces of this delivery an earlier try posted before its process died (our
+        posts carry the delivery's number and the piece's in their metadata), by piece, with their ts,
+        so nothing is posted twice. A message for a ticket's staff thread is looked for at the channel's
+        top level too (its card may not have existed at the first try). When Slack cannot tell us,
+        nothing: it is posted, since a message twice beats a message lost."""
+        if not message.resent or message.delivery is None:
+            return {}
+        found: dict[int, str] = {}
         try:
-            for place in places:
-                found = await self._marked(client, channel, place, delivery)
-                if found is not None:
-                    return found
+            for place in [thread, None] if thread is not None else [None]:
+                found |= await self._marked(client, channel, place, message.delivery)
         except SlackApiError as error:
             log.warning("Slack: cannot check for an earlier try of a message: %s", _code(error))
-        return None
+        return found
 
     async def _marked(
-        self, client: AsyncWebClient, channel: str, thread: str | None, delivery: int | None
-    ) -> str | None:
-        """Our post of `delivery` in a channel (newest first) or a thread, paging back LOOKBACK_PAGES."""
+        self, client: AsyncWebClient, channel: str, thread: str | None, delivery: int
+    ) -> dict[int, str]:
+        """Our posts of `delivery` in a channel (newest first) or a thread, paging back LOOKBACK_PAGES."""
+        found: dict[int, str] = {}
         cursor: str | None = None
         for _ in range(LOOKBACK_PAGES):
             if thread is not None:
@@ -641,12 +652,13 @@ class SlackAdapter:
                     channel=channel, include_all_metadata=True, limit=LOOKBACK, cursor=cursor
                 )
             for posted in page.get("messages") or []:
-                if _delivery_of(posted) == delivery and posted.get("ts"):
-                    return str(posted["ts"])
+                mark = _delivery_of(posted)
+                if mark is not None and mark[0] == delivery and posted.get("ts"):
+                    found[mark[1]] = str(posted["ts"])
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not page.get("has_more") or not cursor:
-                return None
-        return None
+                break
+        return found
 
     async def _post_files(
         self,
@@ -778,19 +790,21 @@ def _form_safe(body: str, content_type: str) -> str:
     return body.replace("payload", "%70ayload")
 
 
-def _mark(message: Outgoing) -> dict[str, Any] | None:
-    """Slack message metadata naming the outbox delivery a post belongs to."""
+def _mark(message: Outgoing, piece: int) -> dict[str, Any] | None:
+    """Slack message metadata naming the outbox delivery a post belongs to, and which piece it is."""
     if message.delivery is None:
         return None
-    return {"event_type": DELIVERY_EVENT, "event_payload": {"delivery": message.delivery}}
+    return {"event_type": DELIVERY_EVENT, "event_payload": {"delivery": message.delivery, "piece": piece}}
 
 
-def _delivery_of(posted: dict[str, Any]) -> int | None:
+def _delivery_of(posted: dict[str, Any]) -> tuple[int, int] | None:
+    """The (delivery, piece) a post of ours carries in its metadata, if any."""
     metadata = posted.get("metadata") or {}
     if metadata.get("event_type") != DELIVERY_EVENT:
         return None
-    number = (metadata.get("event_payload") or {}).get("delivery")
-    return number if isinstance(number, int) else None
+    payload = metadata.get("event_payload") or {}
+    delivery, piece = payload.get("delivery"), payload.get("piece", 0)
+    return (delivery, piece) if isinstance(delivery, int) and isinstance(piece, int) else None
 
 
 def _attachments(message: Outgoing) -> tuple[Attachment, ...]:
