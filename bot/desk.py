@@ -593,12 +593,17 @@ class Desk:
             )
             if answered:
                 return
+        # Someone else may write in a ticket's thread (a colleague of its customer, a bystander in a
+        # public channel): what the desk answers there is said to, and in the name of, its customer.
+        owner = customer
+        if current is not None and current.customer_id != customer.id:
+            owner = await self._customer_of(work, current)
         if current and self._is_courtesy_after_resolution(work, current, text):
             await _record(work, current, EntryKind.CUSTOMER, person, text, message.message_id)
             if self.policy.is_thanks(text) and not await _thanked_since_resolution(work, current):
                 await _log(work, current, "thanked", customer.display_name)
-                speaking = await _addressee(work, current, customer)
-                await self._say_to_customer(work, current, customer, voice.welcome(speaking))
+                speaking = await _addressee(work, current, owner)
+                await self._say_to_customer(work, current, owner, voice.welcome(speaking))
             return
         if current is None or current.is_closed:
             await self._open_ticket(work, customer, message, text, mood, kind, current, request)
@@ -617,7 +622,7 @@ class Desk:
                 kind=StaffKind.RELAY,
             )
         )
-        await self._upset(work, current, customer, mood)
+        await self._upset(work, current, owner, mood)
 
     async def _current_ticket(
         self, work: _Work, customer: Customer, conversation: Conversation, kind: TicketKind
