@@ -1,6 +1,6 @@
 """The leak machine of tests/test_leaks.py, run long: more and longer sequences (marked `long`).
 
-100 sequences of up to 60 steps, times RELAYDESK_TEST_SCALE (`-m "not long"` skips it). What was tried is
+30 sequences of up to 50 steps, times RELAYDESK_TEST_SCALE (`-m "not long"` skips it). What was tried is
 printed: sequences, steps, messages checked, time, how often each verb was carried out or refused, and
 what was never carried out (at scale 1 a rare verb may miss a run; test_leaks.py carries out each verb
 once in a scripted tour, so none is left unchecked).
@@ -14,13 +14,13 @@ import time
 import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
-from test_leaks import QUICK, TALLY, LeakMachine
+from test_leaks import DUE_WORK, QUICK, TALLY, LeakMachine
 
 from bot.grammar import VERBS
 
 SCALE = int(os.environ.get("RELAYDESK_TEST_SCALE", "1"))
-EXAMPLES = 100 * SCALE
-LONG = settings(QUICK, max_examples=EXAMPLES, stateful_step_count=60)
+EXAMPLES = 30 * SCALE
+LONG = settings(QUICK, max_examples=EXAMPLES, stateful_step_count=50)
 EVENTS = (
     "write:blocked",
     "write-at-once",
@@ -32,6 +32,7 @@ EVENTS = (
     "staff-thread:done",
     "time:done",
     "write:flood",
+    *(f"due:{kind}" for kind in DUE_WORK),
 )
 """Besides the verbs: what a long run should have done at least once."""
 
