@@ -43,9 +43,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from bot import voice
-from bot.commands import Actor, Command, IncomingMessage, Note, Request
-from bot.desk import Desk
+from bot import desk, voice
+from bot.commands import Actor, IncomingMessage, Request
 from bot.domain import (
     WORKABLE_STATUSES,
     CheckinState,
@@ -1199,26 +1198,31 @@ def test_the_checks_catch_a_leak(machine: LeakMachine, said: Outgoing):
         machine.check([said], BY_KEY["dev"].actor())
 
 
-def _leaky_note(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """A note that is echoed to the customer: the bug this file exists to catch."""
+def _leaky_record(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Internal text (a note, a hold reason, a resolution summary) echoed to the customer: the bug this
+    file exists to catch."""
 
-    async def note(self: Desk, work: Work, actor: Actor, ticket: Ticket, command: Command) -> None:
-        await original(self, work, actor, ticket, command)
-        assert isinstance(command, Note)
-        work.say(to_customer(ticket, await self._customer_of(work, ticket), f"FYI: {command.text}"))
+    async def record(work: Work, ticket: Ticket, kind: EntryKind, *rest: Any) -> None:
+        await original(work, ticket, kind, *rest)
+        body = rest[1]
+        if isinstance(body, InternalText):
+            customer = await work.uow.customers.get(ticket.customer_id)
+            assert customer is not None
+            work.say(to_customer(ticket, customer, f"FYI: {body.hidden}"))
 
-    return note
+    return record
 
 
-def _mentions_ticket_one(customer: Customer, ticket: Ticket) -> str:
-    return f"We've marked {ticket.ref} as resolved, like #1."
+def _mentions_ticket_one(customer: Customer, ticket: Ticket, *_: object) -> str:
+    """A greeting that names the desk's first ticket, whoever's it is."""
+    return f"Hi {customer.name_to_use}, I've opened ticket {ticket.ref} for you, like #1."
 
 
 @pytest.mark.parametrize(
     ("target", "name", "planted"),
     [
-        pytest.param(Desk, "_note", _leaky_note(Desk._note), id="a-note-echoed-to-the-customer"),
-        pytest.param(voice, "resolved", _mentions_ticket_one, id="another-s-ticket-named"),
+        pytest.param(desk, "_record", _leaky_record(desk._record), id="internal-text-echoed-to-the-customer"),
+        pytest.param(voice, "greeting", _mentions_ticket_one, id="another-s-ticket-named"),
     ],
 )
 def test_the_machine_finds_a_planted_leak(
