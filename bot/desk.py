@@ -707,6 +707,8 @@ class Desk:
                 previous_number=follows,
             )
         )
+        assert ticket.number is not None
+        work.opened.add(ticket.number)
         await _record(work, ticket, EntryKind.CUSTOMER, person, text, message.message_id, mood.score)
         await _log(work, ticket, "created", customer.display_name, kind=kind, follows=follows)
         await self.standards.on_opened(work, ticket)

@@ -109,8 +109,8 @@ class Satisfaction:
         return True; anything else (including "reopen") is left to the usual intake. Only the ticket's
         own customer answers its survey, whoever else writes in its thread."""
         assert ticket.number is not None
-        if author_id != ticket.customer_id:
-            return False
+        if author_id != ticket.customer_id or ticket.status is not Status.RESOLVED:
+            return False  # a survey is answered only while its ticket stays resolved
         surveys = await work.uow.surveys.for_ticket(ticket.number)
         survey = surveys[-1] if surveys else None
         if survey is None or work.now >= survey.expires_at:

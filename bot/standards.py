@@ -53,7 +53,7 @@ async def schedule(
     """Plan a check-in once: a pending one with this key moves to the new time; one that fired stays as
     it is, so nothing is sent twice. `rearm`: one that was dropped unsent (a clock's warning that fell
     due while the clock was paused) is planned again."""
-    existing = await work.uow.checkins.get(key)
+    existing = None if ticket in work.opened else await work.uow.checkins.get(key)
     if existing is None:
         return await work.uow.checkins.add(
             Checkin(key, kind, due, ticket, {k: str(v) for k, v in detail.items()})

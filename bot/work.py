@@ -30,6 +30,8 @@ class Work:
     now: datetime
     out: list[Outgoing] = field(default_factory=list)
     cards: dict[tuple[int, str], MessageRef | None] = field(default_factory=dict)
+    opened: set[int] = field(default_factory=set)
+    """Tickets opened in this unit of work: nothing is planned for them yet, so nothing need be looked up."""
 
     def say(self, message: Outgoing) -> None:
         self.out.append(message)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from storage import sqlite_driver
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -23,17 +32,45 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine. Pooled connections are tested before use, so one the server dropped (a restart,
-    a failover) is replaced instead of failing the next unit of work. On SQLite: WAL, foreign keys, a
-    busy timeout, and transactions that take the write lock when they begin (BEGIN IMMEDIATE), so two
-    writers wait their turn instead of one failing at once with "database is locked" when a read turns
-    into a write."""
-    options.setdefault("pool_pre_ping", True)
-    engine = create_async_engine(async_url(url), **options)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    """An async engine.
+
+    On PostgreSQL, pooled connections are tested before use, so one the server dropped (a restart, a
+    failover) is replaced instead of failing the next unit of work.
+
+    On a SQLite file: one connection, driven on the event loop's thread (`storage.sqlite_driver`), in
+    WAL mode with foreign keys, and transactions that take the write lock when they begin (BEGIN
+    IMMEDIATE). SQLite has one writer at a time anyway; with one connection, units of work wait their
+    turn in order in asyncio instead of in SQLite's busy handler."""
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        options.setdefault("pool_pre_ping", True)
+        return create_async_engine(parsed, **options)
+    if parsed.database and parsed.database != ":memory:" and not parsed.query:
+        options.setdefault("async_creator", sqlite_driver.connector(parsed.database))
+        options.setdefault("pool_size", 1)
+        options.setdefault("max_overflow", 0)
+    inline = "async_creator" in options
+    engine = create_async_engine(parsed, **options)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas if inline else _sqlite_threaded_pragmas)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]]
+_TURNS = weakref.WeakKeyDictionary()
+
+
+def turn(engine: AsyncEngine) -> asyncio.Lock | None:
+    """On SQLite, the lock units of work take in turn, first come first served; None elsewhere.
+
+    SQLAlchemy's pool hands a returned connection to whoever asks first, so a task that finishes one
+    unit of work and starts the next at once takes the only connection again ahead of those waiting,
+    and under load one message could wait behind hundreds. asyncio's lock is fair."""
+    sync = engine.sync_engine
+    if sync.dialect.name != "sqlite":
+        return None
+    locks = _TURNS.setdefault(sync, weakref.WeakKeyDictionary())
+    return locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -41,15 +78,23 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # the driver begins nothing by itself: _sqlite_begin does
+    if dbapi_connection.isolation_level is not None:
+        dbapi_connection.isolation_level = None  # the driver begins nothing by itself: _sqlite_begin does
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
         "foreign_keys=ON",
-        "busy_timeout=10000",
     ):
         cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_threaded_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """aiosqlite's thread may wait in SQLite's busy handler without holding up the event loop."""
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import case, delete, func, or_, select, true, update
+from sqlalchemy import Table, case, delete, func, or_, select, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -151,10 +151,16 @@ class _Tracked(Generic[D, R]):
     row_type: type[R]
     key: str = "id"
 
+    _fields: list[str]
+    """The domain class's field names, worked out once per repository class (units of work are many)."""
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._fields = [f.name for f in dataclasses.fields(cls.domain)]  # type: ignore[arg-type]
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._seen: dict[Any, tuple[D, R]] = {}
-        self._fields = [f.name for f in dataclasses.fields(self.domain)]  # type: ignore[arg-type]
 
     def _load(self, row: R | None) -> D | None:
         if row is None:
@@ -224,13 +230,31 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
             return value.lower()
         return value
 
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
+        self._identity_rows: dict[tuple[str, str], IdentityRow] = {}
+
     async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
+        """The customer, with the identity row kept for `identity()`: every message asks for both."""
         statement = (
-            select(CustomerRow)
+            select(CustomerRow, IdentityRow)
             .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
             .where(IdentityRow.platform == platform, IdentityRow.external_id == external_id)
+            .limit(1)
         )
-        return await self._one(statement.with_for_update(of=CustomerRow) if lock else statement)
+        await self._settle()
+        try:
+            found = (
+                await self.session.execute(statement.with_for_update(of=CustomerRow) if lock else statement)
+            ).first()
+        except DBAPIError as error:
+            if not is_lost_race(error):
+                raise
+            raise Conflict(str(error.orig)) from error
+        if found is None:
+            return None
+        self._identity_rows[(platform, external_id)] = found[1]
+        return self._load(found[0])
 
     async def get(self, customer_id: int) -> Customer | None:
         return await self._get(customer_id)
@@ -251,6 +275,9 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         return customer
 
     async def identity(self, platform: str, external_id: str) -> Identity | None:
+        kept = self._identity_rows.get((platform, external_id))
+        if kept is not None and (kept.platform, kept.external_id) == (platform, external_id):
+            return _identity(kept)
         row = (
             await self.session.scalars(
                 select(IdentityRow).where(
@@ -811,6 +838,11 @@ class SqlSurveys(_Tracked[Survey, SurveyRow]):
         )
 
 
+_DELIVERIES = cast(Table, DeliveryRow.__table__)
+"""Settling and holding update the table directly: the ORM's bulk UPDATE path (matching the session's
+objects) cost more than the statement on every delivery."""
+
+
 class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
     domain = Delivery
     row_type = DeliveryRow
@@ -837,16 +869,16 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
     async def mark_sent(self, ids: list[int], moment: datetime) -> None:
         for chunk in _chunks(ids):
             await self.session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id.in_(chunk), DeliveryRow.state == DeliveryState.PENDING)
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id.in_(chunk), _DELIVERIES.c.state == DeliveryState.PENDING)
                 .values(state=DeliveryState.SENT, settled_at=moment)
             )
 
     async def hold(self, ids: list[int], until: datetime) -> None:
         for chunk in _chunks(ids):
             await self.session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id.in_(chunk), DeliveryRow.state == DeliveryState.PENDING)
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id.in_(chunk), _DELIVERIES.c.state == DeliveryState.PENDING)
                 .values(due_at=until)
             )
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.ports import Conflict, Unavailable
+from storage.engine import turn
 from storage.repositories import (
     SqlAgents,
     SqlAnchors,
@@ -45,8 +46,13 @@ OUTCOME_PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0)
 class SqlUnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._engine = bind if isinstance(bind, AsyncEngine) else None
 
     async def __aenter__(self) -> Self:
+        self._turn = turn(self._engine) if self._engine is not None else None
+        if self._turn is not None:
+            await self._turn.acquire()
         self.session = self._sessions()
         self._committing = False
         self.customers = SqlCustomers(self.session)
@@ -76,6 +82,9 @@ class SqlUnitOfWork:
             await self.session.close()
         except Exception:  # a connection that died: the pool replaces it, and nothing here was pending
             log.debug("closing a unit of work's session failed", exc_info=True)
+        finally:
+            if self._turn is not None:
+                self._turn.release()
         if exc is not None and not self._committing and is_unavailable(exc):
             # Lost before the commit was sent: nothing was written, so the caller may run it again.
             raise Unavailable(str(exc)) from exc

@@ -372,9 +372,33 @@ def _shorter_busy_timeout(engine: AsyncEngine, milliseconds: int) -> None:
     event.listen(engine.sync_engine, "connect", shorter)
 
 
-async def test_sqlite_is_configured_to_wait_for_a_lock(lite: tuple[Bench, Locker]) -> None:
-    bench, _ = lite
-    assert await _busy_timeout(bench.engine) >= 5, "a writer waits seconds for another's lock, not at all"
+async def test_sqlite_waits_for_another_process_lock_asleep_so_the_desk_goes_on_answering(
+    lite: tuple[Bench, Locker],
+) -> None:
+    """SQLite runs on the event loop's thread, so a lock must not be waited for inside SQLite for long:
+    its busy timeout is short, and the desk's retries wait asleep. While another process holds the lock
+    for 1.5 s, the loop keeps running (a ticker every 50 ms ticks most of the time), and the write goes
+    through once the lock is released."""
+    bench, locker = lite
+    await bench.write("My order A-1234 never arrived.")
+    assert await _busy_timeout(bench.engine) <= 0.5, "SQLite itself waits only briefly for a lock"
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.05)
+
+    locker.hold()
+    asyncio.get_running_loop().call_later(1.5, locker.release)
+    ticking = asyncio.create_task(ticker())
+    try:
+        await bench.write("It was meant to come on Friday.")
+    finally:
+        ticking.cancel()
+    assert locker.released, "the write went through only once the lock was released: it waited"
+    assert len(ticks) >= 12, f"the loop ran while the write waited ({len(ticks)} ticks of 50 ms in 1.5 s)"
+    assert await bench.said() == ["It was meant to come on Friday.", "My order A-1234 never arrived."]
 
 
 async def test_sqlite_a_lock_shorter_than_the_busy_timeout_is_waited_for(lite: tuple[Bench, Locker]) -> None:
