@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import Clock
 from bot.config import Settings
 from bot.desk import Desk
+from bot.mood import MoodReader
 from bot.policy import Policy, load_policy
 from bot.ports import UnitOfWork
 from storage.engine import create_engine, session_factory
@@ -55,6 +56,7 @@ async def build(settings: Settings, clock: Clock) -> Runtime:
         return SqlUnitOfWork(sessions)
 
     desk = Desk(uow_factory, clock, policy)
+    MoodReader.from_policy(policy.complaints).warm()
     return Runtime(settings, policy, engine, desk, uow_factory)
 
 

@@ -19,7 +19,7 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -109,11 +109,14 @@ class MoodReader:
         """The reader the policy's [complaints] section describes."""
         return cls(complaints.phrases, complaints.upset_below)
 
-    @cached_property
+    @property
     def _analyzer(self) -> SentimentIntensityAnalyzer:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        return _vader()
 
-        return SentimentIntensityAnalyzer()
+    def warm(self) -> None:
+        """Load VADER's lexicon now (about 0.2 s), at start-up, rather than on the first customer's
+        message, where it would hold up every other message and command for as long."""
+        _vader()
 
     def read(self, text: str) -> Mood:
         """Score a message and find the phrases in it; an empty or blank message is neutral."""
@@ -246,3 +249,11 @@ def _find_whole(haystack: str, needle: str) -> int:
             return at
         at = haystack.find(needle, at + 1)
     return -1
+
+
+@cache
+def _vader() -> SentimentIntensityAnalyzer:
+    """One analyzer per process: it only reads its lexicon, and loading it is the slow part."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
