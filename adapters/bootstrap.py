@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ async def build(settings: Settings, clock: Clock) -> Runtime:
 
     desk = Desk(uow_factory, clock, policy)
     MoodReader.from_policy(policy.complaints).warm()
+    # What start-up made lives as long as the process: the collector need not go over it again in
+    # every full pass (those were 80-170 ms pauses under load, inside a handoff packet, say).
+    gc.freeze()
     return Runtime(settings, policy, engine, desk, uow_factory)
 
 

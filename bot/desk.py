@@ -1371,11 +1371,15 @@ class Desk:
     async def _figures(
         self, work: _Work, start: datetime, end: datetime, queue: str | None, agent_id: int | None
     ) -> tuple[reports.Stats, list[reports.DayPoint]]:
-        data = await self._report_data(work, start, end)
         hours_for = self.policy.hours_for
-        stats = reports.compute(data, start, end, hours_for, queue, agent_id, now=work.now)
         zone = hours_for(queue or self.policy.default_queue).zone
-        return stats, reports.daily(data, start, end, hours_for, zone, queue, agent_id)
+        period = reports.Period.of(start, end, now=work.now, queue=queue, agent_id=agent_id, zone=zone)
+        tickets = work.uow.tickets
+        if isinstance(tickets, reports.TallySource):  # SQL aggregates: a busy month never comes into memory
+            tally = await tickets.report_tally(period)
+        else:
+            tally = reports.tally(await self._report_data(work, start, end), period)
+        return reports.figures(tally, hours_for)
 
     async def _report_data(self, work: _Work, start: datetime, end: datetime) -> reports.ReportData:
         """Everything a report of the period reads, gathered once."""

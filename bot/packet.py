@@ -13,9 +13,11 @@ satisfaction work fill them.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.domain import (
     STATUS_WORDS,
@@ -50,6 +52,8 @@ _COMMON = frozenset(_COMMON_WORDS.split())
 """Words that carry no information about a problem, so they never make a message look new."""
 NEW_WORDS_TO_COUNT = 2
 """A later message adds information when it names a new fact or at least this many new words."""
+READINGS_REMEMBERED = 20_000
+"""Messages whose reading (facts, words) each fact finder remembers, most recently used first."""
 
 
 @dataclass(frozen=True)
@@ -200,14 +204,16 @@ def build(
     heading: str | None = None,
 ) -> HandoffPacket:
     """Pick out of a ticket's record what the next owner needs."""
-    customer_words = [e for e in entries if e.kind is EntryKind.CUSTOMER and isinstance(e.body, str)]
+    public = [e for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
+    # Each message is read once for both uses below, and remembered (a long ticket has thousands).
+    read = _reader(finder)
+    said = [(e, read(e.body)) for e in public if isinstance(e.body, str)]
     problem: list[Said] = []
     seen_facts: set[tuple[str, str]] = set()
     seen_words: set[str] = set()
-    for index, entry in enumerate(customer_words):
+    customer_words = [(e, found) for e, found in said if e.kind is EntryKind.CUSTOMER]
+    for index, (entry, (_, found, words)) in enumerate(customer_words):
         assert isinstance(entry.body, str)
-        found = {(f.kind, f.value.lower()) for f in finder.find([entry.body])}
-        words = {w.casefold() for w in _WORD.findall(entry.body)} - _COMMON
         new_facts, new_words = len(found - seen_facts), len(words - seen_words)
         seen_facts |= found
         seen_words |= words
@@ -215,8 +221,11 @@ def build(
         informative = new_facts > 0 or new_words >= NEW_WORDS_TO_COUNT
         if first or (informative and not is_courtesy(entry.body)):
             problem.append(Said(entry.created_at, entry.author_name, entry.body, new_facts, new_words, first))
-    public = [e for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
-    facts = finder.find(e.body for e in public if isinstance(e.body, str))
+    merged: dict[tuple[str, str], Fact] = {}  # as finder.find over all of them: first mention first
+    for _, (in_entry, _, _) in said:
+        for fact in in_entry:
+            merged.setdefault((fact.kind, fact.value.lower()), fact)
+    facts = list(merged.values())
     tried = [_step(e) for e in entries if e.kind in (EntryKind.REPLY, EntryKind.NOTE)]
     tried += [step for step in map(_event_step, events) if step is not None]
     tried.sort(key=lambda s: s.at)
@@ -245,16 +254,10 @@ def budget_for(platform: str | None, packet_chars: int) -> int:
 Parts = list[str | InternalText]
 
 
-@dataclass
-class _Item:
-    section: int
-    order: tuple[datetime, int]
-    score: float
-    parts: Parts
-
-    @property
-    def size(self) -> int:
-        return _size(self.parts)
+_Choice = tuple[float, float, int, int, datetime, Callable[[Any], Parts], Any, int]
+"""An optional line, flat (a long ticket has thousands): its place in the choosing (best score first,
+then the most recent: -score, -timestamp, -serial), its section, its time, how to make its text from its
+source, and a size it cannot be below. Its text is made only when the budget still has room for it."""
 
 
 _SLA, _NOTES, _INCENTIVES, _PROMISES, _PROBLEM, _TRIED, _HANDOFFS = range(7)
@@ -278,36 +281,42 @@ def render(packet: HandoffPacket, budget: int) -> Parts:
     ticket = packet.ticket
     head = _head(packet)
     optional = _items(packet)
-    total_optional = {section: 0 for section in _TITLES}
-    for item in optional:
-        total_optional[item.section] += 1
 
-    def footer(shown: list[_Item]) -> str:
-        left_out = len(optional) - len(shown)
+    def footer(shown: int) -> str:
+        left_out = len(optional) - shown
         where = f"Everything: /ticket transcript {ticket.ref}"
         if left_out:
             return f"\n({left_out} older or less telling items left out of {len(optional)}.) {where}"
         return f"\n{where}"
 
-    chosen: list[_Item] = []
-    room = budget - _size(head) - len(footer(optional[:0])) - 4
+    chosen: list[tuple[int, tuple[datetime, int], Parts]] = []
+    room = budget - _size(head) - len(footer(0)) - 4
     titles_used: set[int] = set()
-    for item in sorted(optional, key=lambda i: (-i.score, -i.order[0].timestamp(), -i.order[1])):
-        cost = item.size + (0 if item.section in titles_used else len(_TITLES[item.section]) + 1)
+    optional.sort()  # serials differ, so the order never looks past them
+    for _, _, serial, section, at, make, source, least in optional:
+        heading = 0 if section in titles_used else len(_TITLES[section]) + 1
+        if least + heading > room:
+            continue  # cannot fit, whatever its text
+        made = make(source)
+        cost = _size(made) + heading
         if cost <= room:
-            chosen.append(item)
-            titles_used.add(item.section)
+            chosen.append((section, (at, -serial), made))
+            titles_used.add(section)
             room -= cost
     parts = list(head)
     for section, title in _TITLES.items():
-        items = sorted((i for i in chosen if i.section == section), key=lambda i: i.order)
-        if not items:
+        lines = sorted((c for c in chosen if c[0] == section), key=_second)
+        if not lines:
             continue
         parts.append("\n" + title)
-        for item in items:
-            parts += item.parts
-    parts.append(footer(chosen))
+        for _, _, made in lines:
+            parts += made
+    parts.append(footer(len(chosen)))
     return _fit(parts, budget)
+
+
+def _second(line: tuple[int, tuple[datetime, int], Parts]) -> tuple[datetime, int]:
+    return line[1]
 
 
 def render_profile(profile: ProfileView, budget: int) -> Parts:
@@ -392,16 +401,23 @@ def _profile_details(profile: ProfileView) -> str:
     return " · ".join(bits)
 
 
-def _items(packet: HandoffPacket) -> list[_Item]:
+def _items(packet: HandoffPacket) -> list[_Choice]:
     """Every optional line, scored: promises and profile notes matter most, then the first message, new
-    facts, notes, the customer's later words, replies; within a kind, the recent beats the old."""
-    items: list[_Item] = []
+    facts, notes, the customer's later words, replies; within a kind, the recent beats the old. The many
+    (the customer's words, what was tried, handoffs) are made when the budget asks for them."""
+    items: list[_Choice] = []
     count = 0
+    stamp = len("\n[] ") + _shortest_when()
 
     def add(section: int, at: datetime, score: float, parts: Parts) -> None:
+        later(section, at, score, _as_made, parts, _size(parts))
+
+    def later(
+        section: int, at: datetime, score: float, make: Callable[[Any], Parts], source: Any, least: int
+    ) -> None:
         nonlocal count
         count += 1
-        items.append(_Item(section, (at, count), score, parts))
+        items.append((-score, -at.timestamp(), -count, section, at, make, source, least))
 
     for index, line in enumerate(packet.sla):
         add(_SLA, packet.ticket.created_at, 96 - index / 10, ["\n• " + line])
@@ -416,24 +432,45 @@ def _items(packet: HandoffPacket) -> list[_Item]:
         add(_NOTES, note.created_at, 97 - min(index, 5) / 10, [f"\n• ({note.author_name}) ", text])
     for index, incentive in enumerate(reversed(packet.profile.incentives)):
         add(_INCENTIVES, incentive.given_at, 70 - index, [_incentive_line(incentive)])
-    recent = {id(s): rank for rank, s in enumerate(reversed(packet.problem))}
-    for said in packet.problem:
-        score = 95.0 if said.first else 50 + 8 * said.new_facts + min(said.new_words, 12) - recent[id(said)]
-        add(_PROBLEM, said.at, score, [f"\n[{_when(said.at)}] {_quote(said.text)}"])
-    recent = {id(s): rank for rank, s in enumerate(reversed(packet.tried))}
-    for step in packet.tried:
+    last = len(packet.problem) - 1
+    for index, said in enumerate(packet.problem):
+        recent = last - index  # 0 for the latest
+        score = 95.0 if said.first else 50 + 8 * said.new_facts + min(said.new_words, 12) - recent
+        later(_PROBLEM, said.at, score, _said_parts, said, stamp)
+    last = len(packet.tried) - 1
+    for index, step in enumerate(packet.tried):
         base = {"note": 60, "reply": 45}.get(step.kind, 25)
-        head = f"\n[{_when(step.at)}] {step.who}"
-        if isinstance(step.text, InternalText):
-            parts: Parts = [head + " (note): ", InternalText(_quote(step.text.hidden))]
-        elif step.kind == "reply":
-            parts = [head + " replied: " + _quote(step.text)]
-        else:
-            parts = [head + ": " + step.text]
-        add(_TRIED, step.at, base - min(recent[id(step)], 20), parts)
+        least = stamp + (len(step.who) if "<" not in step.who else 0)
+        later(_TRIED, step.at, base - min(last - index, 20), _step_parts, step, least)
     for index, handoff in enumerate(reversed(packet.handoffs)):
-        add(_HANDOFFS, handoff.at, 40 - index, ["\n" + _handoff_line(handoff)])
+        later(_HANDOFFS, handoff.at, 40 - index, _handoff_parts, handoff, stamp)
     return items
+
+
+def _as_made(parts: Parts) -> Parts:
+    return parts
+
+
+def _said_parts(said: Said) -> Parts:
+    return [f"\n[{_when(said.at)}] {_quote(said.text)}"]
+
+
+def _step_parts(step: Step) -> Parts:
+    head = f"\n[{_when(step.at)}] {step.who}"
+    if isinstance(step.text, InternalText):
+        return [head + " (note): ", InternalText(_quote(step.text.hidden))]
+    if step.kind == "reply":
+        return [head + " replied: " + _quote(step.text)]
+    return [head + ": " + step.text]
+
+
+def _handoff_parts(handoff: Handoff) -> Parts:
+    return ["\n" + _handoff_line(handoff)]
+
+
+def _shortest_when() -> int:
+    """The fewest characters `_when` writes (month names differ in length in some languages)."""
+    return min(len(_when(datetime(2001, month, 10, 10, 10))) for month in range(1, 13))
 
 
 def _step(entry: Entry) -> Step:
@@ -489,8 +526,13 @@ def _quote(text: str) -> str:
 
 
 def _size(parts: Parts) -> int:
-    """Length as staff will read it (mass mentions defused, which lengthens them a little)."""
-    return sum(len(defuse_mentions(p.hidden if isinstance(p, InternalText) else p)) for p in parts)
+    """Length as staff will read it (mass mentions defused, which lengthens them a little). Every mention
+    defusing changes starts with '<' or '@': text without either is its own length."""
+    total = 0
+    for part in parts:
+        text = part.hidden if isinstance(part, InternalText) else part
+        total += len(defuse_mentions(text)) if "@" in text or "<" in text else len(text)
+    return total
 
 
 def _fit(parts: Parts, budget: int) -> Parts:
@@ -521,3 +563,30 @@ def _when(moment: datetime) -> str:
 
 def _day(moment: datetime) -> str:
     return moment.strftime("%d %b %Y")
+
+
+Reading = tuple[list[Fact], frozenset[tuple[str, str]], frozenset[str]]
+"""What a message says: its facts in order, their keys, and its telling words."""
+_READINGS: weakref.WeakKeyDictionary[FactFinder, dict[str, Reading]] = weakref.WeakKeyDictionary()
+
+
+def _reader(finder: FactFinder) -> Callable[[str], Reading]:
+    """Reads messages with this finder, remembering what each said: a ticket's packet is made again at
+    every claim, transfer and `show`, and its earlier messages (thousands on a long ticket) say what
+    they said before. Remembered by text, so an edited message is read again."""
+    memo = _READINGS.get(finder)
+    if memo is None:
+        memo = _READINGS[finder] = {}
+
+    def read(text: str) -> Reading:
+        found = memo.pop(text, None)
+        if found is None:
+            facts = finder.find([text])
+            keys = frozenset((f.kind, f.value.lower()) for f in facts)
+            found = facts, keys, frozenset(w.casefold() for w in _WORD.findall(text)) - _COMMON
+            if len(memo) >= READINGS_REMEMBERED:
+                del memo[next(iter(memo))]  # the least recently used
+        memo[text] = found
+        return found
+
+    return read

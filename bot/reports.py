@@ -37,16 +37,24 @@ promises, surveys and events follow their ticket. Records whose ticket is not in
 count only without filters, and durations need their ticket (for its queue's hours), so the caller
 should gather every ticket a record refers to. Empty figures are None, never zero: "no data" is not
 "0%".
+
+Counting and arithmetic are apart: a `Tally` holds a period's counts (per local day, for the chart) and
+the met clocks whose business time is measured (`Span`); `figures` turns it into the Stats and the days.
+`tally` counts domain objects gathered in a `ReportData`; storage that can count in SQL (`TallySource`,
+storage/report_queries.py) does, so a month of a busy desk never comes into memory. Both count by the
+definitions above; tests/test_report_queries.py holds them to the same figures.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Protocol, runtime_checkable
 
 from bot.domain import (
     ClockState,
@@ -187,23 +195,125 @@ def p90(values: Sequence[timedelta]) -> timedelta | None:
 # --- the figures ---------------------------------------------------------------------------------------
 
 
-class _View:
-    """The data seen through the filters, indexed by ticket number, with each queue's hours looked up
-    once."""
+@dataclass(frozen=True)
+class Period:
+    """What a report asks about: the half-open period [start, end) as of `until` (the moment the report is
+    made, when the period has not ended: a clock or promise due later has not been missed yet), the
+    filters, and the period's days for the chart: day i runs from `days[i]` (the first is `start`, the
+    others local midnights) to the next one or the end, and is the local date `dates[i]`."""
 
-    def __init__(
-        self,
-        data: ReportData,
-        hours_for: Callable[[str], BusinessHours],
-        queue: str | None,
-        agent_id: int | None,
-    ) -> None:
+    start: datetime
+    end: datetime
+    until: datetime
+    queue: str | None = None
+    agent_id: int | None = None
+    days: tuple[datetime, ...] = ()
+    dates: tuple[date, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime | None = None,
+        queue: str | None = None,
+        agent_id: int | None = None,
+        zone: tzinfo | None = None,
+    ) -> Period:
+        """The period cut into local days of `zone` (the desk's); without a zone, one day: the period."""
+        until = end if now is None else min(end, now)
+        days: tuple[datetime, ...] = ()
+        dates: tuple[date, ...] = ()
+        if end > start and zone is None:
+            days, dates = (start,), (start.date(),)
+        elif end > start and zone is not None:
+            day = start.astimezone(zone).date()
+            last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+            found = []
+            while day <= last:
+                found.append(day)
+                day += timedelta(days=1)
+            dates = tuple(found)
+            days = tuple(max(start, _midnight(d, zone)) for d in dates)
+        return cls(start, end, until, queue, agent_id, days, dates)
+
+    def day_of(self, moment: datetime) -> int:
+        """Which day a moment within the period falls on."""
+        return bisect_right(self.days, moment) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A met clock whose duration counts, before business hours are applied: `consumed` plus the open time
+    of the ticket's queue from `resumed` to `met`, or just `consumed` when it was met while paused
+    (waiting on the customer: the time since `resumed` was counted when it paused).
+
+    Times are whole microseconds since the epoch (UTC) and durations whole microseconds: a busy month has
+    tens of thousands of spans, and integers are what both databases hand over and Python adds fastest."""
+
+    queue: str
+    assignee_id: int | None
+    resumed: int
+    met: int
+    consumed: int
+    paused: bool = False
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """A moment as whole microseconds since the epoch."""
+    return (moment - EPOCH) // _MICROSECOND
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A period's counts (per day where the chart shows them) and its spans: everything the figures are
+    made of. `tally` gathers it from domain objects; storage may count it in SQL instead (TallySource),
+    for periods too big to bring into memory. `figures` turns either into the same Stats and days."""
+
+    period: Period
+    opened: tuple[int, ...]
+    """Tickets opened, per day."""
+    resolved: tuple[int, ...]
+    """Tickets with a resolution, per day (one resolved on two days counts on both)."""
+    resolved_total: int
+    """Tickets with a resolution in the period, each once."""
+    reopened: int
+    """Of those, the ones reopened after their first resolution in the period."""
+    resolved_by_agent: Mapping[int, int]
+    first_responses: tuple[Span, ...]
+    """Cycle 1 of each ticket's first-response clock met in the period."""
+    resolutions: tuple[Span, ...]
+    """Resolution clocks (every cycle) met in the period."""
+    sla: Mapping[Metric, Ratio]
+    csat: tuple[Ratio, ...]
+    """Ratings 4-5 of the ratings given, per day."""
+    csat_by_agent: Mapping[int, Ratio]
+    response: Ratio
+    promises: Ratio
+    agents: Mapping[int, str]
+    """Display names of the agents above, by id."""
+
+
+@runtime_checkable
+class TallySource(Protocol):
+    """Storage that counts a period itself (with SQL aggregates) instead of handing every record over."""
+
+    async def report_tally(self, period: Period) -> Tally: ...
+
+
+class _View:
+    """The data seen through the filters, indexed by ticket number."""
+
+    def __init__(self, data: ReportData, queue: str | None, agent_id: int | None) -> None:
         self.data = data
         self.queue = queue
         self.agent_id = agent_id
         self.tickets = {t.number: t for t in data.tickets if t.number is not None}
-        self._hours_for = hours_for
-        self._hours: dict[str, BusinessHours] = {}
         self.history: dict[int, list[TimelineEvent]] = defaultdict(list)
         for event in sorted(data.events, key=lambda e: e.at):
             if event.action == "status":
@@ -217,10 +327,9 @@ class _View:
             return False
         return self.agent_id is None or ticket.assignee_id == self.agent_id
 
-    def hours(self, ticket: Ticket) -> BusinessHours:
-        if ticket.queue not in self._hours:
-            self._hours[ticket.queue] = self._hours_for(ticket.queue)
-        return self._hours[ticket.queue]
+    def owner(self, number: int) -> int | None:
+        ticket = self.tickets.get(number)
+        return ticket.assignee_id if ticket is not None else None
 
     def resolutions(self, number: int) -> list[datetime]:
         """Every moment the ticket was resolved that the data shows."""
@@ -251,17 +360,23 @@ class _View:
                 break
         return status
 
-    def elapsed(self, clock: SlaClock) -> timedelta | None:
-        """Business time a met clock ran, excluding paused spells; None without its ticket or met time."""
+    def span(self, clock: SlaClock) -> Span | None:
+        """A met clock's span; None without its ticket (its queue's hours are unknown) or met time."""
         ticket = self.tickets.get(clock.ticket_number)
         if ticket is None or clock.met_at is None:
             return None
-        if (
+        paused = (
             clock.metric in PAUSED_WHILE_WAITING
             and self.status_before(clock.ticket_number, clock.met_at) == Status.WAITING_ON_CUSTOMER
-        ):
-            return clock.consumed  # met while paused: the time since resumed_at was already counted
-        return clock.consumed + self.hours(ticket).between(clock.resumed_at, clock.met_at)
+        )
+        return Span(
+            ticket.queue,
+            ticket.assignee_id,
+            micros(clock.resumed_at),
+            micros(clock.met_at),
+            clock.consumed // _MICROSECOND,
+            paused,
+        )
 
 
 def _word(value: object) -> str | None:
@@ -270,6 +385,251 @@ def _word(value: object) -> str | None:
 
 def _within(moment: datetime | None, start: datetime, end: datetime) -> bool:
     return moment is not None and start <= moment < end
+
+
+def tally(data: ReportData, period: Period) -> Tally:
+    """Count a period from domain objects (see the module's docstring for each definition)."""
+    view = _View(data, period.queue, period.agent_id)
+    start, end, until = period.start, period.end, period.until
+    day_count = len(period.days)
+    kept_tickets = [t for t in data.tickets if t.number is not None and view.keeps(t.number)]
+    opened = [0] * day_count
+    for ticket in kept_tickets:
+        if _within(ticket.created_at, start, end):
+            opened[period.day_of(ticket.created_at)] += 1
+
+    numbers = {t.number for t in kept_tickets if t.number is not None}
+    numbers |= {e.ticket_number for e in data.events if view.keeps(e.ticket_number)}
+    first_resolution: dict[int, datetime] = {}
+    resolved_on: list[set[int]] = [set() for _ in range(day_count)]
+    for number in numbers:
+        found = [m for m in view.resolutions(number) if _within(m, start, end)]
+        if found:
+            first_resolution[number] = found[0]
+            for moment in found:
+                resolved_on[period.day_of(moment)].add(number)
+    reopened = sum(1 for n, first in first_resolution.items() if any(m > first for m in view.reopens(n)))
+    resolved_by_agent: dict[int, int] = defaultdict(int)
+    for number in first_resolution:
+        if (agent := view.owner(number)) is not None:
+            resolved_by_agent[agent] += 1
+
+    first_responses: dict[int, Span] = {}
+    resolutions: list[Span] = []
+    sla_parts = {metric: [0, 0] for metric in Metric}
+    for clock in data.clocks:
+        if not view.keeps(clock.ticket_number):
+            continue
+        if clock.state is ClockState.MET:
+            if not _within(clock.met_at, start, end):
+                continue
+            sla_parts[clock.metric][1] += 1
+            sla_parts[clock.metric][0] += clock.breached_at is None
+            first = clock.metric is Metric.FIRST_RESPONSE and clock.cycle == 1
+            if first or clock.metric is Metric.RESOLUTION:
+                span = view.span(clock)
+                if span is not None and first:
+                    first_responses[clock.ticket_number] = span
+                elif span is not None:
+                    resolutions.append(span)
+        else:
+            # A running clock missed its target at its due time (the sweep may only notice later).
+            missed_at = clock.due_at if clock.running else clock.breached_at
+            if _within(missed_at, start, until):
+                sla_parts[clock.metric][1] += 1
+
+    csat = [[0, 0] for _ in range(day_count)]
+    csat_by_agent: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    sent = rated_of_sent = 0
+    for survey in data.surveys:
+        if not view.keeps(survey.ticket_number):
+            continue
+        if survey.rating is not None and _within(survey.rated_at, start, end):
+            assert survey.rated_at is not None
+            good = survey.rating >= 4
+            day = csat[period.day_of(survey.rated_at)]
+            day[0] += good
+            day[1] += 1
+            if (agent := view.owner(survey.ticket_number)) is not None:
+                csat_by_agent[agent][0] += good
+                csat_by_agent[agent][1] += 1
+        if _within(survey.sent_at, start, end) and survey.state is not SurveyState.WITHDRAWN:
+            sent += 1
+            rated_of_sent += survey.rating is not None
+    due = [
+        p
+        for p in data.promises
+        if view.keeps(p.ticket_number)
+        and _within(p.due_at, start, until)
+        and p.state is not PromiseState.CANCELLED
+    ]
+    return Tally(
+        period=period,
+        opened=tuple(opened),
+        resolved=tuple(len(s) for s in resolved_on),
+        resolved_total=len(first_resolution),
+        reopened=reopened,
+        resolved_by_agent=dict(resolved_by_agent),
+        first_responses=tuple(first_responses.values()),
+        resolutions=tuple(resolutions),
+        sla={metric: Ratio(part, whole) for metric, (part, whole) in sla_parts.items()},
+        csat=tuple(Ratio(part, whole) for part, whole in csat),
+        csat_by_agent={agent: Ratio(part, whole) for agent, (part, whole) in csat_by_agent.items()},
+        response=Ratio(rated_of_sent, sent),
+        promises=Ratio(sum(1 for p in due if _kept_on_time(p)), len(due)),
+        agents=dict(data.agents),
+    )
+
+
+def _kept_on_time(promise: Promise) -> bool:
+    if promise.state is not PromiseState.KEPT or promise.broken_at is not None:
+        return False
+    return promise.kept_at is None or promise.kept_at <= promise.due_at
+
+
+def figures(tally: Tally, hours_for: Callable[[str], BusinessHours]) -> tuple[Stats, list[DayPoint]]:
+    """The period's Stats and its days' points, from its tally: the arithmetic both ways of counting
+    share, with business time looked up in each ticket's queue's hours."""
+    period = tally.period
+    elapsed = _Elapsed(hours_for, (*tally.first_responses, *tally.resolutions))
+    responses = [elapsed(span) for span in tally.first_responses]
+    days = [micros(day) for day in period.days]
+    response_days: list[list[int]] = [[] for _ in days]
+    by_agent: dict[int, list[int]] = defaultdict(list)
+    for span, value in zip(tally.first_responses, responses, strict=True):
+        response_days[bisect_right(days, span.met) - 1].append(value)
+        if span.assignee_id is not None:
+            by_agent[span.assignee_id].append(value)
+    names = tally.agents
+    rows = [
+        AgentRow(
+            agent,
+            names.get(agent, f"agent {agent}"),
+            tally.resolved_by_agent.get(agent, 0),
+            _spread_of(by_agent.get(agent, [])),
+            tally.csat_by_agent.get(agent, Ratio(0, 0)),
+        )
+        for agent in set(tally.resolved_by_agent) | set(by_agent) | set(tally.csat_by_agent)
+    ]
+    rows.sort(key=lambda r: (-r.resolved, -(r.csat.share or 0), r.name.casefold(), r.agent_id))
+    stats = Stats(
+        start=period.start,
+        end=period.end,
+        queue=period.queue,
+        agent_id=period.agent_id,
+        opened=sum(tally.opened),
+        resolved=tally.resolved_total,
+        first_response=_spread_of(responses),
+        resolution=_spread_of([elapsed(span) for span in tally.resolutions]),
+        sla={metric: tally.sla.get(metric, Ratio(0, 0)) for metric in Metric},
+        csat=Ratio(sum(r.part for r in tally.csat), sum(r.whole for r in tally.csat)),
+        response=tally.response,
+        promises=tally.promises,
+        reopens=Ratio(tally.reopened, tally.resolved_total),
+        agents=tuple(rows),
+    )
+    points = []
+    for index, day in enumerate(period.dates):
+        median_fr = _spread_of(response_days[index]).median
+        points.append(
+            DayPoint(
+                day,
+                tally.opened[index],
+                tally.resolved[index],
+                None if median_fr is None else median_fr / timedelta(hours=1),
+                tally.csat[index].share,
+            )
+        )
+    return stats, points
+
+
+def _spread_of(values: list[int]) -> Spread:
+    """Spread.of for durations in microseconds (the same median and p90, as timedeltas)."""
+    if not values:
+        return Spread(0, None, None)
+    values.sort()
+    n = len(values)
+    middle = values[n // 2] * _MICROSECOND
+    if not n % 2:
+        middle = (values[n // 2 - 1] * _MICROSECOND + middle) / 2
+    return Spread(n, middle, values[math.ceil(0.9 * n) - 1] * _MICROSECOND)
+
+
+class _Elapsed:
+    """Business time of spans, in microseconds. Where a queue has many, its open time is laid out once as
+    a running total over their stretch, so each span is two lookups instead of a walk over its days; the
+    sums are those of `BusinessHours.between` (the same intervals, added the same way)."""
+
+    TABLE_FROM = 64
+    """Spans of one queue worth building its running total for."""
+    LONGEST = 400 * 86_400 * 1_000_000
+    """How far back a running total reaches (400 days); a span that began earlier is walked day by day."""
+
+    def __init__(self, hours_for: Callable[[str], BusinessHours], spans: Sequence[Span]) -> None:
+        self._hours: dict[str, BusinessHours] = {}
+        self._tables: dict[str, _OpenTime] = {}
+        per_queue: dict[str, list[Span]] = defaultdict(list)
+        for span in spans:
+            if not span.paused:
+                per_queue[span.queue].append(span)
+        for queue, found in per_queue.items():
+            self._hours[queue] = hours = hours_for(queue)
+            if len(found) >= self.TABLE_FROM:
+                last = max(s.met for s in found)
+                first = max(min(s.resumed for s in found), last - self.LONGEST)
+                self._tables[queue] = _OpenTime(hours, first, last)
+
+    def __call__(self, span: Span) -> int:
+        if span.paused:
+            return span.consumed  # met while paused: the time since it resumed was already counted
+        table = self._tables.get(span.queue)
+        if table is not None:
+            found = table.between(span.resumed, span.met)
+            if found is not None:
+                return span.consumed + found
+        hours = self._hours[span.queue]
+        return span.consumed + hours.between(_moment(span.resumed), _moment(span.met)) // _MICROSECOND
+
+
+def _moment(value: int) -> datetime:
+    return EPOCH + value * _MICROSECOND
+
+
+class _OpenTime:
+    """A queue's open intervals from one moment to another (microseconds since the epoch), with the open
+    time before each."""
+
+    def __init__(self, hours: BusinessHours, first: int, last: int) -> None:
+        self.first = first
+        self.opens: list[int] = []
+        self.closes: list[int] = []
+        self.before: list[int] = []
+        self.covered = first
+        total = 0
+        for opens_at, closes_at in hours.open_intervals(_moment(first)):
+            opens, closes = micros(opens_at), micros(closes_at)
+            if opens >= last:
+                self.covered = last  # every interval that reaches into [first, last) is here
+                break
+            self.opens.append(opens)
+            self.closes.append(closes)
+            self.before.append(total)
+            total += closes - opens
+            self.covered = closes
+
+    def _upto(self, moment: int) -> int:
+        index = bisect_right(self.opens, moment) - 1
+        if index < 0:
+            return 0
+        return self.before[index] + min(moment, self.closes[index]) - self.opens[index]
+
+    def between(self, start: int, end: int) -> int | None:
+        """Open time between two moments; None when they are not both within the table."""
+        if end <= start:
+            return 0
+        if start < self.first or end > self.covered:
+            return None
+        return self._upto(end) - self._upto(start)
 
 
 def compute(
@@ -287,129 +647,8 @@ def compute(
     `now` (default `end`) is when the report is made: in a period that has not ended yet, running clocks
     and open promises due after it have not been missed yet.
     """
-    view = _View(data, hours_for, queue, agent_id)
-    until = end if now is None else min(end, now)
-    kept_tickets = [t for t in data.tickets if t.number is not None and view.keeps(t.number)]
-    opened = sum(1 for t in kept_tickets if _within(t.created_at, start, end))
-
-    numbers = {t.number for t in kept_tickets if t.number is not None}
-    numbers |= {e.ticket_number for e in data.events if view.keeps(e.ticket_number)}
-    resolved_at: dict[int, datetime] = {}  # each ticket's first resolution in the period
-    for number in numbers:
-        found = [m for m in view.resolutions(number) if _within(m, start, end)]
-        if found:
-            resolved_at[number] = found[0]
-    reopened = sum(1 for n, first in resolved_at.items() if any(m > first for m in view.reopens(n)))
-
-    first_responses: dict[int, timedelta] = {}
-    resolutions: list[timedelta] = []
-    sla_parts = {metric: [0, 0] for metric in Metric}
-    for clock in data.clocks:
-        if not view.keeps(clock.ticket_number):
-            continue
-        if clock.state is ClockState.MET:
-            if not _within(clock.met_at, start, end):
-                continue
-            sla_parts[clock.metric][1] += 1
-            sla_parts[clock.metric][0] += clock.breached_at is None
-            first = clock.metric is Metric.FIRST_RESPONSE and clock.cycle == 1
-            if first or clock.metric is Metric.RESOLUTION:
-                elapsed = view.elapsed(clock)
-                if elapsed is not None and first:
-                    first_responses[clock.ticket_number] = elapsed
-                elif elapsed is not None:
-                    resolutions.append(elapsed)
-        else:
-            # A running clock missed its target at its due time (the sweep may only notice later).
-            missed_at = clock.due_at if clock.running else clock.breached_at
-            if _within(missed_at, start, until):
-                sla_parts[clock.metric][1] += 1
-
-    rated = [s for s in data.surveys if view.keeps(s.ticket_number) and _rated_within(s, start, end)]
-    sent = [
-        s
-        for s in data.surveys
-        if view.keeps(s.ticket_number)
-        and _within(s.sent_at, start, end)
-        and s.state is not SurveyState.WITHDRAWN
-    ]
-    due = [
-        p
-        for p in data.promises
-        if view.keeps(p.ticket_number)
-        and _within(p.due_at, start, until)
-        and p.state is not PromiseState.CANCELLED
-    ]
-    return Stats(
-        start=start,
-        end=end,
-        queue=queue,
-        agent_id=agent_id,
-        opened=opened,
-        resolved=len(resolved_at),
-        first_response=Spread.of(first_responses.values()),
-        resolution=Spread.of(resolutions),
-        sla={metric: Ratio(part, whole) for metric, (part, whole) in sla_parts.items()},
-        csat=_csat(rated),
-        response=Ratio(sum(1 for s in sent if s.rating is not None), len(sent)),
-        promises=Ratio(sum(1 for p in due if _kept_on_time(p)), len(due)),
-        reopens=Ratio(reopened, len(resolved_at)),
-        agents=_agent_rows(view, resolved_at, first_responses, rated),
-    )
-
-
-def _rated_within(survey: Survey, start: datetime, end: datetime) -> bool:
-    return survey.rating is not None and _within(survey.rated_at, start, end)
-
-
-def _csat(rated: Iterable[Survey]) -> Ratio:
-    ratings = [s.rating for s in rated if s.rating is not None]
-    return Ratio(sum(1 for r in ratings if r >= 4), len(ratings))
-
-
-def _kept_on_time(promise: Promise) -> bool:
-    if promise.state is not PromiseState.KEPT or promise.broken_at is not None:
-        return False
-    return promise.kept_at is None or promise.kept_at <= promise.due_at
-
-
-def _agent_rows(
-    view: _View,
-    resolved_at: Mapping[int, datetime],
-    first_responses: Mapping[int, timedelta],
-    rated: Sequence[Survey],
-) -> tuple[AgentRow, ...]:
-    """Each assignee's resolved tickets, first responses and ratings; busiest first."""
-
-    def owner(number: int) -> int | None:
-        ticket = view.tickets.get(number)
-        return ticket.assignee_id if ticket is not None else None
-
-    resolved: dict[int, int] = defaultdict(int)
-    responses: dict[int, list[timedelta]] = defaultdict(list)
-    surveys: dict[int, list[Survey]] = defaultdict(list)
-    for number in resolved_at:
-        if (agent := owner(number)) is not None:
-            resolved[agent] += 1
-    for number, elapsed in first_responses.items():
-        if (agent := owner(number)) is not None:
-            responses[agent].append(elapsed)
-    for survey in rated:
-        if (agent := owner(survey.ticket_number)) is not None:
-            surveys[agent].append(survey)
-    names = view.data.agents
-    rows = [
-        AgentRow(
-            agent,
-            names.get(agent, f"agent {agent}"),
-            resolved.get(agent, 0),
-            Spread.of(responses.get(agent, [])),
-            _csat(surveys.get(agent, [])),
-        )
-        for agent in set(resolved) | set(responses) | set(surveys)
-    ]
-    rows.sort(key=lambda r: (-r.resolved, -(r.csat.share or 0), r.name.casefold(), r.agent_id))
-    return tuple(rows)
+    period = Period.of(start, end, now=now, queue=queue, agent_id=agent_id)
+    return figures(tally(data, period), hours_for)[0]
 
 
 def daily(
@@ -423,28 +662,8 @@ def daily(
 ) -> list[DayPoint]:
     """One point per local day in `zone` (the queue's, so days break at the desk's midnight) from the day
     `start` falls on to the day before `end`, the first and last cut to the period."""
-    if end <= start:
-        return []
-    points = []
-    day = start.astimezone(zone).date()
-    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
-    while day <= last:
-        following = day + timedelta(days=1)
-        lo = max(start, _midnight(day, zone))
-        hi = min(end, _midnight(following, zone))
-        stats = compute(data, lo, hi, hours_for, queue, agent_id)
-        median_fr = stats.first_response.median
-        points.append(
-            DayPoint(
-                day,
-                stats.opened,
-                stats.resolved,
-                None if median_fr is None else median_fr / timedelta(hours=1),
-                stats.csat.share,
-            )
-        )
-        day = following
-    return points
+    period = Period.of(start, end, queue=queue, agent_id=agent_id, zone=zone)
+    return figures(tally(data, period), hours_for)[1]
 
 
 def _midnight(day: date, zone: tzinfo) -> datetime:

@@ -138,6 +138,8 @@ class TicketRow(Base):
         Index("ix_tickets_assignee", "assignee_id", "status"),
         Index("ix_tickets_status_queue", "status", "queue"),
         Index("ix_tickets_status_resolved", "status", "resolved_at"),
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_resolved_at", "resolved_at"),
     )
 
     number: Mapped[int] = mapped_column(primary_key=True)
@@ -187,7 +189,10 @@ class EntryRow(Base):
 
 class TimelineRow(Base):
     __tablename__ = "timeline"
-    __table_args__ = (Index("ix_timeline_ticket", "ticket_number", "id"),)
+    __table_args__ = (
+        Index("ix_timeline_ticket", "ticket_number", "id"),
+        Index("ix_timeline_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"))
@@ -264,6 +269,9 @@ class SlaClockRow(Base):
     __tablename__ = "sla_clocks"
     __table_args__ = (
         UniqueConstraint("ticket_number", "metric", "cycle", name="uq_sla_clocks_ticket_metric_cycle"),
+        Index("ix_sla_clocks_met", "state", "met_at", "metric", "breached_at"),
+        Index("ix_sla_clocks_state_due", "state", "due_at"),
+        Index("ix_sla_clocks_breached", "breached_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -329,6 +337,7 @@ class SurveyRow(Base):
         UniqueConstraint("ticket_number", "cycle", name="uq_surveys_ticket_cycle"),
         Index("ix_surveys_customer", "customer_id", "id"),
         Index("ix_surveys_sent", "sent_at"),
+        Index("ix_surveys_rated", "rated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

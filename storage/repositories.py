@@ -44,6 +44,8 @@ from bot.domain import (
 )
 from bot.messages import InternalText
 from bot.ports import Conflict
+from bot.reports import Period, Tally
+from storage import report_queries
 from storage.models import (
     AgentRow,
     AnchorRow,
@@ -76,7 +78,10 @@ _PRIORITY_ORDER = case(
 
 async def flush(session: AsyncSession) -> None:
     """Flush, reporting a lost race (a uniqueness rule, a stale version, a deadlock) as the core's
-    Conflict, so the desk runs the work again on fresh state."""
+    Conflict, so the desk runs the work again on fresh state. Nothing to write: nothing is asked of
+    the session (every query flushes first, and most find nothing pending)."""
+    if not (session.new or session.dirty or session.deleted):
+        return
     try:
         await session.flush()
     except IntegrityError as error:
@@ -454,6 +459,11 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
             select(TicketRow).where(TicketRow.customer_id == customer_id).order_by(TicketRow.number)
         )
 
+    async def report_tally(self, period: Period) -> Tally:
+        """A report's counts made by the database (storage/report_queries.py), however big the period."""
+        await self._settle()
+        return await report_queries.tally(self.session, period)
+
 
 class SqlEntries:
     def __init__(self, session: AsyncSession) -> None:
@@ -483,10 +493,25 @@ class SqlEntries:
 
     async def for_ticket(self, number: int) -> list[Entry]:
         await flush(self.session)
-        rows = await self.session.scalars(
-            select(EntryRow).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
+        # Plain rows, not mapped objects: a long ticket has thousands, and nothing here changes them.
+        rows = await self.session.execute(
+            select(*_ENTRY_COLUMNS).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
         )
-        return [_entry(row) for row in rows]
+        note = EntryKind.NOTE
+        return [
+            Entry(
+                ticket,
+                kind,
+                author,
+                InternalText(body) if kind is note else body,
+                at,
+                platform,
+                external,
+                id_,
+                mood,
+            )
+            for id_, ticket, kind, author, body, at, platform, external, mood in rows
+        ]
 
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await flush(self.session)
@@ -510,6 +535,19 @@ class SqlEntries:
         row.body = body
         row.author_name = author_name
         row.external_id = None
+
+
+_ENTRY_COLUMNS = (
+    EntryRow.id,
+    EntryRow.ticket_number,
+    EntryRow.kind,
+    EntryRow.author_name,
+    EntryRow.body,
+    EntryRow.created_at,
+    EntryRow.platform,
+    EntryRow.external_id,
+    EntryRow.mood,
+)
 
 
 def _entry(row: EntryRow) -> Entry:
