@@ -293,7 +293,7 @@ def cli() -> None:
     parser.add_argument("--checkins", type=int, default=10_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--window", type=float, default=60.0, help="seconds over which they fall due")
-    parser.add_argument("--sweep-seconds", type=float, default=60.0, help="RELAYDESK_SWEEP_SECONDS")
+    parser.add_argument("--sweep-seconds", type=float, default=10.0, help="RELAYDESK_SWEEP_SECONDS")
     parser.add_argument("--rate", type=float, default=1.0, help="Slack posts per second per channel")
     parser.add_argument("--burst", type=int, default=3, help="Slack posts a channel takes at once")
     parser.add_argument("--dm-share", type=float, default=0.6)

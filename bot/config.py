@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     export_dir: Path = Field(Path("exports"), validation_alias="RELAYDESK_EXPORT_DIR")
     """Where the console saves files meant for staff (ticket transcripts); relative to the working
     directory unless absolute, and created when first needed."""
-    sweep_seconds: float = Field(60.0, gt=0, le=3600, validation_alias="RELAYDESK_SWEEP_SECONDS")
+    sweep_seconds: float = Field(10.0, gt=0, le=3600, validation_alias="RELAYDESK_SWEEP_SECONDS")
     """How often each process sweeps for due work (check-ins, and messages the outbox must send again)."""
 
     @field_validator("database_url")
