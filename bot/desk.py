@@ -348,10 +348,8 @@ class Desk:
             mine_lines = tuple(_line(t, names, work.now) for t in mine)
             unclaimed_lines = tuple(_line(t, names, work.now) for t in unclaimed)
             week, end = work.now - WEEK, work.now + JUST_NOW
-            data = await self._report_data(work, week, end)  # read once, for both
-            hours_for = self.policy.hours_for
-            mine_stats = reports.compute(data, week, end, hours_for, agent_id=agent.id, now=work.now)
-            team_stats = reports.compute(data, week, end, hours_for, now=work.now)
+            mine_stats, _ = await self._figures(work, week, end, None, agent.id)
+            team_stats, _ = await self._figures(work, week, end, None, None)
             return Overview(
                 mine_lines,
                 unclaimed_lines,

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.domain import (
     STATUS_WORDS,
@@ -254,10 +254,19 @@ def budget_for(platform: str | None, packet_chars: int) -> int:
 Parts = list[str | InternalText]
 
 
-_Choice = tuple[float, float, int, int, datetime, Callable[[Any], Parts], Any, int]
-"""An optional line, flat (a long ticket has thousands): its place in the choosing (best score first,
-then the most recent: -score, -timestamp, -serial), its section, its time, how to make its text from its
-source, and a size it cannot be below. Its text is made only when the budget still has room for it."""
+class _Choice(NamedTuple):
+    """An optional line (a long ticket has thousands). Its first three fields order the choosing: the best
+    score first, then the most recent; serials differ, so the order never looks past them. Its text is
+    made from `source` only when the budget still has room for `least` characters."""
+
+    minus_score: float
+    minus_timestamp: float
+    minus_serial: int
+    section: int
+    at: datetime
+    make: Callable[[Any], Parts]
+    source: Any
+    least: int
 
 
 _SLA, _NOTES, _INCENTIVES, _PROMISES, _PROBLEM, _TRIED, _HANDOFFS = range(7)
@@ -289,10 +298,10 @@ def render(packet: HandoffPacket, budget: int) -> Parts:
             return f"\n({left_out} older or less telling items left out of {len(optional)}.) {where}"
         return f"\n{where}"
 
-    chosen: list[tuple[int, tuple[datetime, int], Parts]] = []
+    chosen: list[tuple[int, tuple[datetime, int], Parts]] = []  # section, order within it, text
     room = budget - _size(head) - len(footer(0)) - 4
     titles_used: set[int] = set()
-    optional.sort()  # serials differ, so the order never looks past them
+    optional.sort()
     for _, _, serial, section, at, make, source, least in optional:
         heading = 0 if section in titles_used else len(_TITLES[section]) + 1
         if least + heading > room:
@@ -305,7 +314,7 @@ def render(packet: HandoffPacket, budget: int) -> Parts:
             room -= cost
     parts = list(head)
     for section, title in _TITLES.items():
-        lines = sorted((c for c in chosen if c[0] == section), key=_second)
+        lines = sorted((c for c in chosen if c[0] == section), key=lambda c: c[1])
         if not lines:
             continue
         parts.append("\n" + title)
@@ -313,10 +322,6 @@ def render(packet: HandoffPacket, budget: int) -> Parts:
             parts += made
     parts.append(footer(len(chosen)))
     return _fit(parts, budget)
-
-
-def _second(line: tuple[int, tuple[datetime, int], Parts]) -> tuple[datetime, int]:
-    return line[1]
 
 
 def render_profile(profile: ProfileView, budget: int) -> Parts:
@@ -417,7 +422,7 @@ def _items(packet: HandoffPacket) -> list[_Choice]:
     ) -> None:
         nonlocal count
         count += 1
-        items.append((-score, -at.timestamp(), -count, section, at, make, source, least))
+        items.append(_Choice(-score, -at.timestamp(), -count, section, at, make, source, least))
 
     for index, line in enumerate(packet.sla):
         add(_SLA, packet.ticket.created_at, 96 - index / 10, ["\n• " + line])

@@ -139,14 +139,18 @@ def _chunks(numbers: list[int], size: int = 1000) -> list[list[int]]:
     return [numbers[i : i + size] for i in range(0, len(numbers), size)]
 
 
-async def _scalars(session: AsyncSession, statement: Any) -> Any:
+async def _execute(session: AsyncSession, statement: Any) -> Any:
     """A query whose row locks (FOR UPDATE) may deadlock with another transaction: that is a Conflict."""
     try:
-        return await session.scalars(statement)
+        return await session.execute(statement)
     except DBAPIError as error:
         if not is_lost_race(error):
             raise
         raise Conflict(str(error.orig)) from error
+
+
+async def _scalars(session: AsyncSession, statement: Any) -> Any:
+    return (await _execute(session, statement)).scalars()
 
 
 class _Tracked(Generic[D, R]):
@@ -248,14 +252,9 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
             .limit(1)
         )
         await self._settle()
-        try:
-            found = (
-                await self.session.execute(statement.with_for_update(of=CustomerRow) if lock else statement)
-            ).first()
-        except DBAPIError as error:
-            if not is_lost_race(error):
-                raise
-            raise Conflict(str(error.orig)) from error
+        found = (
+            await _execute(self.session, statement.with_for_update(of=CustomerRow) if lock else statement)
+        ).first()
         if found is None:
             return None
         self._identity_rows[(platform, external_id)] = found[1]
@@ -497,21 +496,7 @@ class SqlEntries:
         rows = await self.session.execute(
             select(*_ENTRY_COLUMNS).where(EntryRow.ticket_number == number).order_by(EntryRow.id)
         )
-        note = EntryKind.NOTE
-        return [
-            Entry(
-                ticket,
-                kind,
-                author,
-                InternalText(body) if kind is note else body,
-                at,
-                platform,
-                external,
-                id_,
-                mood,
-            )
-            for id_, ticket, kind, author, body, at, platform, external, mood in rows
-        ]
+        return [_entry(row) for row in rows]
 
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await flush(self.session)
@@ -550,7 +535,8 @@ _ENTRY_COLUMNS = (
 )
 
 
-def _entry(row: EntryRow) -> Entry:
+def _entry(row: Any) -> Entry:
+    """An entry from its mapped row, or from a plain row of `_ENTRY_COLUMNS` (same names)."""
     return Entry(
         ticket_number=row.ticket_number,
         kind=row.kind,

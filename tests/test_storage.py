@@ -39,6 +39,7 @@ from bot.messages import Conversation, CustomerMessage, InternalText, Outgoing, 
 from bot.policy import load_policy
 from bot.ports import Conflict
 from bot.text import clean
+from storage.engine import session_factory
 from storage.migrate import alembic_config, current_revision, upgrade
 from storage.models import Base, CustomerRow, EntryRow, TicketRow
 from storage.uow import SqlUnitOfWork
@@ -1145,3 +1146,28 @@ async def test_a_closed_ticket_is_never_reopened_by_a_message_racing_the_close(
         if first.status is Status.CLOSED:
             second = await uow.tickets.get(2)
             assert second is not None and second.previous_number == 1
+
+
+async def test_sqlite_units_of_work_take_turns_in_the_order_they_asked(sqlite_engine: AsyncEngine) -> None:
+    """SQLite has one connection. A task that runs units of work back to back must not take it again
+    ahead of one already waiting (SQLAlchemy's pool hands a returned connection to whoever asks first):
+    the waiting one goes next, not after the busy task's last."""
+    sessions = session_factory(sqlite_engine)
+    finished: list[str] = []
+
+    async def busy() -> None:
+        for n in range(30):
+            async with SqlUnitOfWork(sessions) as uow:
+                await uow.session.execute(text("SELECT 1"))
+                if n == 0:
+                    await asyncio.sleep(0.01)  # the other task asks while this one holds the connection
+            finished.append(f"busy {n}")
+
+    async def waiting() -> None:
+        await asyncio.sleep(0.001)
+        async with SqlUnitOfWork(sessions) as uow:
+            await uow.session.execute(text("SELECT 1"))
+        finished.append("waiting")
+
+    await asyncio.gather(busy(), waiting())
+    assert finished.index("waiting") <= 2, finished[:5]
