@@ -35,6 +35,7 @@ import discord
 import pytest
 import test_discord
 import test_slack
+import aiohttp
 from aiohttp import web
 from discord_fake import Call as DiscordCall
 from discord_fake import FakeDiscord
@@ -390,6 +391,15 @@ async def test_slack_a_dropped_connection_is_retried_and_the_greeting_delivered_
 # --- Slack: outlasting the client, retried by the outbox ------------------------------------------------
 
 
+async def time_out_calls_after(slack: Slack, seconds: float) -> None:
+    """Web API calls give up after `seconds` (production waits 30). The adapter's one HTTP session
+    carries the limit, so a session with the shorter one takes its place."""
+    client = slack.adapter.client
+    assert client.session is not None, "a started adapter shares one session"
+    await client.session.close()
+    client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds))
+
+
 async def test_slack_an_answer_that_never_comes_is_sent_again_after_the_backoff_exactly_once(
     slack: Slack,
 ) -> None:
@@ -397,7 +407,7 @@ async def test_slack_an_answer_that_never_comes_is_sent_again_after_the_backoff_
     not retry a timeout, so the greeting waits in the outbox for the first backoff, then goes once."""
     slack.errors_expected = True
     assert isinstance(slack.fake, FaultySlack)
-    slack.adapter.client.timeout = 1  # seconds; production waits 30
+    await time_out_calls_after(slack, 1)
     slack.fake.hold_next("chat.postMessage", taken=False, channel=SUPPORT)
     await open_slack_ticket(slack)
 
@@ -425,7 +435,7 @@ async def test_slack_an_answer_lost_after_slack_took_the_message_is_not_posted_t
     delivery in its metadata) and settles it instead of posting it twice."""
     slack.errors_expected = True
     assert isinstance(slack.fake, FaultySlack)
-    slack.adapter.client.timeout = 1
+    await time_out_calls_after(slack, 1)
     slack.fake.hold_next("chat.postMessage", taken=True, channel=SUPPORT)
     await open_slack_ticket(slack)
     assert (await row_saying(slack, GREETING)).state is DeliveryState.PENDING, "in doubt"

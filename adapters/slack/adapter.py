@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
@@ -31,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack import blocks
+from adapters.slack.admission import Admission
 from adapters.slack.config import SlackSettings
 from bot.commands import Actor, Claim, IncomingMessage, Request, Resolve
 from bot.desk import Desk
@@ -105,6 +107,9 @@ LOOKBACK_PAGES = 5
 """Pages of messages read back (newest first) when checking whether a resent message reached Slack."""
 STOP_GRACE = 10.0
 """Seconds a stopping adapter gives deliveries under way."""
+DELIVERY_WORKERS = 16
+"""Deliveries after acknowledgements posting at a time; the rest wait their turn, so a burst of events
+does not become hundreds of Web API calls competing with the next requests for the event loop."""
 LISTEN_BACKLOG = 1024
 """Connections the kernel queues while the bot is busy (aiohttp's default, 128, dropped thousands in a
 burst of 500 events/s: each dropped connection costs its sender a 1-3 s retransmit)."""
@@ -131,6 +136,9 @@ class SlackAdapter:
         self._desk = desk
         token = settings.bot_token.get_secret_value() if settings.bot_token else None
         self.client = AsyncWebClient(token=token, base_url=settings.api_url, retry_handlers=retry_handlers())
+        # Bolt copies each request's context for lazy listeners, its client included, and an HTTP session
+        # cannot be copied: Bolt's client has none of its own, and calls go out on ours (`_shared`).
+        bolt_client = AsyncWebClient(token=token, base_url=settings.api_url, retry_handlers=retry_handlers())
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
         self.installations: AsyncSQLAlchemyInstallationStore | None = None
         if settings.oauth:
@@ -147,14 +155,14 @@ class SlackAdapter:
             self.app = AsyncApp(
                 signing_secret=secret,
                 oauth_settings=oauth,
-                client=self.client,
+                client=bolt_client,
                 request_verification_enabled=False,  # _on_http checks every request first
                 process_before_response=True,
             )
         else:
             self.app = AsyncApp(
                 signing_secret=secret,
-                client=self.client,
+                client=bolt_client,
                 request_verification_enabled=False,  # _on_http checks every request first
                 process_before_response=True,
             )
@@ -164,6 +172,8 @@ class SlackAdapter:
         self._members: tuple[float, frozenset[str]] | None = None
         self._card_locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._admission = Admission()
+        self._delivering = asyncio.Semaphore(DELIVERY_WORKERS)
         self._runner: web.AppRunner | None = None
         self._socket: Any = None
         self.port: int | None = None
@@ -213,9 +223,19 @@ class SlackAdapter:
         except ValueError:  # signed by Slack, yet not what it says it is
             log.warning("Slack: a signed request whose body cannot be read")
             return web.json_response({"error": "unreadable body"}, status=400)
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        if not _is_message_event(bolt_request.body):
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        if not self._admission.admit():
+            return web.json_response({"error": "busy; please send again later"}, status=503)
+        async with self._admission.turn():
+            response = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
 
     async def start(self) -> None:
+        # One HTTP session for every Web API call (slack_sdk otherwise opens a session and a connection
+        # per call, which cost more CPU than the call). A shared session times calls out by its own
+        # limit, so it takes the client's.
+        self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
         if self.installations is not None:
             await self.installations.create_tables()
             await self._states.create_tables()
@@ -247,6 +267,8 @@ class SlackAdapter:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.client.session is not None:
+            await self.client.session.close()
 
     # --- listeners ------------------------------------------------------------------------------
 
@@ -270,7 +292,8 @@ class SlackAdapter:
 
         async def run() -> None:
             try:
-                await work
+                async with self._delivering:
+                    await work
             except Exception:
                 log.exception("Slack: delivery after an acknowledgement failed")
 
@@ -422,6 +445,7 @@ class SlackAdapter:
     # --- people ---------------------------------------------------------------------------------
 
     async def _actor(self, client: AsyncWebClient, user: str) -> Actor:
+        client = self._shared(client)
         person = await self._person(client, user)
         role = Role.AGENT if await self._is_agent(client, user) else Role.CUSTOMER
         return Actor(person, role)
@@ -715,7 +739,20 @@ class SlackAdapter:
         workspace's (the request's client, when we are answering one)."""
         if isinstance(message, StaffMessage) and self.installations is not None:
             return await self._client_for(self._settings.agent_team)
-        return client or await self._client_for(_workspace(message))
+        return self._shared(client) if client else await self._client_for(_workspace(message))
+
+    def _shared(self, client: AsyncWebClient) -> AsyncWebClient:
+        """A listener's client (Bolt makes one per request) on the adapter's one HTTP session."""
+        if client.session is not None or self.client.session is None:
+            return client
+        if client.token == self.client.token:
+            return self.client
+        return AsyncWebClient(
+            token=client.token,
+            base_url=self._settings.api_url,
+            retry_handlers=retry_handlers(),
+            session=self.client.session,
+        )
 
     async def _client_for(self, workspace: str | None) -> AsyncWebClient:
         """The bot token of the message's workspace: the one token, or the installation's (OAuth)."""
@@ -729,7 +766,10 @@ class SlackAdapter:
             log.warning("Slack: no installation for workspace %s", workspace)
             return self.client
         return AsyncWebClient(
-            token=bot.bot_token, base_url=self._settings.api_url, retry_handlers=retry_handlers()
+            token=bot.bot_token,
+            base_url=self._settings.api_url,
+            retry_handlers=retry_handlers(),
+            session=self.client.session,
         )
 
 
@@ -774,6 +814,14 @@ def _code(error: SlackApiError) -> str:
     if isinstance(data, dict) and data.get("error"):
         return str(data["error"])
     return f"http_{error.response.status_code}"
+
+
+def _is_message_event(body: Any) -> bool:
+    """An Events API message event: stored before it is acknowledged, so admitted in turn."""
+    if not isinstance(body, dict) or body.get("type") != "event_callback":
+        return False
+    event = body.get("event")
+    return isinstance(event, dict) and event.get("type") == "message"
 
 
 def _is_ssl_check(raw: bytes, content_type: str) -> bool:
