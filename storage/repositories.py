@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, case, delete, func, or_, select, true, update
+from sqlalchemy import Table, case, delete, func, insert, or_, select, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -149,12 +149,31 @@ async def _execute(session: AsyncSession, statement: Any) -> Any:
         raise Conflict(str(error.orig)) from error
 
 
+async def _insert_row(
+    session: AsyncSession, table: Table, values: dict[str, Any], statement: Any = None
+) -> Any:
+    """Insert one row with Core (`statement`: the INSERT, when it returns something), a broken uniqueness
+    rule being a lost race, as with the ORM's flush."""
+    try:
+        return await session.execute(insert(table) if statement is None else statement, values)
+    except IntegrityError as error:
+        if not is_unique_violation(error):
+            raise
+        raise Conflict(str(error.orig)) from error
+
+
 async def _scalars(session: AsyncSession, statement: Any) -> Any:
     return (await _execute(session, statement)).scalars()
 
 
 class _Tracked(Generic[D, R]):
-    """Maps rows to domain objects one-to-one and copies changes back on `sync()`."""
+    """Maps rows to domain objects one-to-one and writes their changes back on `sync()`.
+
+    SQLAlchemy Core rather than the ORM's unit of work: every message loads and changes a handful of rows,
+    and the ORM's bookkeeping for them (instances, identity map, flush planning) cost more than the
+    statements. A row's values as loaded are kept beside its domain object; `sync()` updates only the
+    columns that changed, and a table with a version column (optimistic locking) has the update lose a
+    race as the ORM's version check did: as a Conflict, so the desk runs the work again."""
 
     domain: type[D]
     row_type: type[R]
@@ -162,59 +181,94 @@ class _Tracked(Generic[D, R]):
 
     _fields: list[str]
     """The domain class's field names, worked out once per repository class (units of work are many)."""
+    _table: Table
+    _columns: list[Any]
+    """Every column of the table, for SELECTs."""
+    _version: str | None
+    """The table's version column, if it has one."""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls._fields = [f.name for f in dataclasses.fields(cls.domain)]  # type: ignore[arg-type]
+        mapper = cls.row_type.__mapper__
+        cls._table = cast(Table, cls.row_type.__table__)
+        cls._columns = list(cls._table.c)
+        version = mapper.version_id_col
+        cls._version = version.key if version is not None else None
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._seen: dict[Any, tuple[D, R]] = {}
+        self._seen: dict[Any, tuple[D, dict[str, Any]]] = {}
 
-    def _load(self, row: R | None) -> D | None:
+    def _load(self, row: Any) -> D | None:
+        """A domain object from a row of `_columns` (the one already handed out, if any)."""
         if row is None:
             return None
-        pk = getattr(row, self.key)
+        values = row._mapping
+        pk = values[self.key]
         if pk not in self._seen:
-            obj = self.domain(**{name: self._decode(name, getattr(row, name)) for name in self._fields})
-            self._seen[pk] = (obj, row)
+            obj = self.domain(**{name: self._decode(name, values[name]) for name in self._fields})
+            self._seen[pk] = (obj, dict(values))
         return self._seen[pk][0]
 
     async def _insert(self, obj: D) -> D:
         values = {name: self._encode(name, getattr(obj, name)) for name in self._fields if name != self.key}
-        row = self.row_type(**values)
-        self.session.add(row)
-        await flush(self.session)
-        setattr(obj, self.key, getattr(row, self.key))
-        self._seen[getattr(row, self.key)] = (obj, row)
+        table = self._table
+        if self._version is not None:
+            values[self._version] = 1
+        await flush(self.session)  # rows the ORM still holds go first, in the order they came
+        statement = insert(table).returning(table.c[self.key])
+        pk = (await _insert_row(self.session, table, values, statement)).scalar()
+        setattr(obj, self.key, pk)
+        values[self.key] = pk
+        self._seen[pk] = (obj, values)
         return obj
 
     async def _get(self, pk: Any) -> D | None:
         if pk in self._seen:
             return self._seen[pk][0]
-        return self._load(await self.session.get(self.row_type, pk))
+        return await self._one(select(*self._columns).where(self._table.c[self.key] == pk))
 
     async def _one(self, statement: Any) -> D | None:
         await self._settle()
-        return self._load((await _scalars(self.session, statement.limit(1))).first())
+        return self._load((await self._rows(statement.limit(1))).first())
 
     async def _many(self, statement: Any) -> list[D]:
         await self._settle()
-        rows = (await _scalars(self.session, statement)).all()
+        rows = (await self._rows(statement)).all()
         return [obj for obj in map(self._load, rows) if obj is not None]
+
+    async def _rows(self, statement: Any) -> Any:
+        """A SELECT of this repository's rows (written against the mapped class) as plain rows."""
+        return await _execute(self.session, statement.with_only_columns(*self._columns))
 
     async def _settle(self) -> None:
         """Write this unit of work's changes so far to the database before asking it anything, so a
         query sees them (a ticket moved to another customer a moment ago, say)."""
-        self.sync()
+        await self.sync()
         await flush(self.session)
 
-    def sync(self) -> None:
-        for obj, row in self._seen.values():
+    async def sync(self) -> None:
+        """Update each changed row (only its changed columns); a versioned row also checks that nobody
+        changed it since it was read."""
+        table = self._table
+        for obj, stored in self._seen.values():
+            changes = {}
             for name in self._fields:
                 value = self._encode(name, getattr(obj, name))
-                if getattr(row, name) != value:
-                    setattr(row, name, value)
+                if stored[name] != value:
+                    changes[name] = value
+            if not changes:
+                continue
+            statement = update(table).where(table.c[self.key] == stored[self.key])
+            version = self._version
+            if version is not None:
+                statement = statement.where(table.c[version] == stored[version])
+                changes[version] = stored[version] + 1
+            result = await _execute(self.session, statement.values(changes))
+            if version is not None and result.rowcount != 1:
+                raise Conflict(f"{table.name} {stored[self.key]} was changed by someone else")
+            stored.update(changes)
 
     def _decode(self, name: str, value: Any) -> Any:
         """A column's value as the domain holds it (the same, unless a repository says otherwise)."""
@@ -241,12 +295,12 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
-        self._identity_rows: dict[tuple[str, str], IdentityRow] = {}
+        self._identities: dict[tuple[str, str], Identity] = {}
 
     async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
-        """The customer, with the identity row kept for `identity()`: every message asks for both."""
+        """The customer, with the identity kept for `identity()`: every message asks for both."""
         statement = (
-            select(CustomerRow, IdentityRow)
+            select(*self._columns, *_IDENTITY_LABELLED)
             .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
             .where(IdentityRow.platform == platform, IdentityRow.external_id == external_id)
             .limit(1)
@@ -257,8 +311,11 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         ).first()
         if found is None:
             return None
-        self._identity_rows[(platform, external_id)] = found[1]
-        return self._load(found[0])
+        values = found._mapping
+        self._identities[(platform, external_id)] = Identity(
+            values["customer_id_"], platform, external_id, values["display_name_"], values["id_"]
+        )
+        return self._load(found)
 
     async def get(self, customer_id: int) -> Customer | None:
         return await self._get(customer_id)
@@ -267,21 +324,22 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         await self._insert(customer)
         assert customer.id is not None
         identity.customer_id = customer.id
-        self.session.add(
-            IdentityRow(
-                customer_id=customer.id,
-                platform=identity.platform,
-                external_id=identity.external_id,
-                display_name=identity.display_name,
-            )
-        )
-        await flush(self.session)
+        identities = cast(Table, IdentityRow.__table__)
+        values = {
+            "customer_id": customer.id,
+            "platform": identity.platform,
+            "external_id": identity.external_id,
+            "display_name": identity.display_name,
+        }
+        returning = insert(identities).returning(identities.c.id)
+        identity.id = (await _insert_row(self.session, identities, values, returning)).scalar()
+        self._identities[(identity.platform, identity.external_id)] = dataclasses.replace(identity)
         return customer
 
     async def identity(self, platform: str, external_id: str) -> Identity | None:
-        kept = self._identity_rows.get((platform, external_id))
-        if kept is not None and (kept.platform, kept.external_id) == (platform, external_id):
-            return _identity(kept)
+        kept = self._identities.get((platform, external_id))
+        if kept is not None:
+            return dataclasses.replace(kept)
         row = (
             await self.session.scalars(
                 select(IdentityRow).where(
@@ -305,6 +363,7 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         assert row is not None, f"no identity {identity_id}"
         row.external_id = external_id
         row.display_name = display_name
+        self._identities.clear()
 
     async def find(self, platform: str, key: str) -> list[Customer]:
         on_platform = (
@@ -333,7 +392,16 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         ).all()
         for row in rows:
             row.customer_id = to_customer
+        self._identities.clear()
         return len(rows)
+
+
+_IDENTITY_LABELLED = (
+    IdentityRow.id.label("id_"),
+    IdentityRow.customer_id.label("customer_id_"),
+    IdentityRow.display_name.label("display_name_"),
+)
+"""The identity's columns beside its customer's, under names of their own."""
 
 
 def _identity(row: IdentityRow) -> Identity:
@@ -464,24 +532,27 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
         return await report_queries.tally(self.session, period)
 
 
+_ENTRIES = cast(Table, EntryRow.__table__)
+_TIMELINE = cast(Table, TimelineRow.__table__)
+
+
 class SqlEntries:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def add(self, entry: Entry) -> None:
         body = entry.body.hidden if isinstance(entry.body, InternalText) else entry.body
-        self.session.add(
-            EntryRow(
-                ticket_number=entry.ticket_number,
-                kind=entry.kind,
-                author_name=entry.author_name,
-                body=body,
-                created_at=entry.created_at,
-                platform=entry.platform,
-                external_id=entry.external_id,
-                mood=entry.mood,
-            )
-        )
+        values = {
+            "ticket_number": entry.ticket_number,
+            "kind": entry.kind,
+            "author_name": entry.author_name,
+            "body": body,
+            "created_at": entry.created_at,
+            "platform": entry.platform,
+            "external_id": entry.external_id,
+            "mood": entry.mood,
+        }
+        await _insert_row(self.session, _ENTRIES, values)
 
     async def seen(self, platform: str, external_id: str) -> bool:
         await flush(self.session)
@@ -594,15 +665,14 @@ class SqlTimeline:
         self.session = session
 
     async def add(self, event: TimelineEvent) -> None:
-        self.session.add(
-            TimelineRow(
-                ticket_number=event.ticket_number,
-                action=event.action,
-                actor_name=event.actor_name,
-                at=event.at,
-                detail=event.detail,
-            )
-        )
+        values = {
+            "ticket_number": event.ticket_number,
+            "action": event.action,
+            "actor_name": event.actor_name,
+            "at": event.at,
+            "detail": event.detail,
+        }
+        await _insert_row(self.session, _TIMELINE, values)
 
     async def for_ticket(self, number: int) -> list[TimelineEvent]:
         await flush(self.session)
@@ -875,16 +945,17 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
         return dict(value) if name == "payload" else value
 
     async def add_many(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """One flush for all of them: a busy intake says two or three things each time."""
+        """One statement for all of them: a busy intake says two or three things each time."""
         rows = [
-            DeliveryRow(**{name: getattr(d, name) for name in self._fields if name != self.key})
+            {name: self._encode(name, getattr(d, name)) for name in self._fields if name != self.key}
             for d in deliveries
         ]
-        self.session.add_all(rows)
         await flush(self.session)
-        for delivery, row in zip(deliveries, rows, strict=True):
-            delivery.id = row.id
-            self._seen[row.id] = (delivery, row)
+        statement = insert(self._table).returning(self._table.c.id, sort_by_parameter_order=True)
+        ids = (await self.session.execute(statement, rows)).scalars().all()
+        for delivery, values, delivery_id in zip(deliveries, rows, ids, strict=True):
+            delivery.id = values["id"] = delivery_id
+            self._seen[delivery_id] = (delivery, values)
         return deliveries
 
     async def get(self, delivery_id: int) -> Delivery | None:

@@ -100,7 +100,7 @@ class SqlUnitOfWork:
             self.surveys,
             self.deliveries,
         ):
-            repository.sync()
+            await repository.sync()
         await flush(self.session)  # what fails here wrote nothing yet; only the COMMIT itself is in doubt
         transaction = await self._transaction_id()
         self._committing = True

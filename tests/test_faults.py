@@ -31,11 +31,11 @@ from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
+import aiohttp
 import discord
 import pytest
 import test_discord
 import test_slack
-import aiohttp
 from aiohttp import web
 from discord_fake import Call as DiscordCall
 from discord_fake import FakeDiscord

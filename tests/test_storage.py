@@ -556,8 +556,8 @@ async def test_same_platform_message_in_two_units_of_work_conflicts(uow_factory:
         ticket = await uow.tickets.get(number)
         assert ticket is not None
         ticket.customer_wrote(at(1))
-        await uow.entries.add(Entry(number, EntryKind.CUSTOMER, "Cleo", "again", at(1), "slack", "m-1"))
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict):  # at once, or at the latest when committing
+            await uow.entries.add(Entry(number, EntryKind.CUSTOMER, "Cleo", "again", at(1), "slack", "m-1"))
             await uow.commit()
 
     async with uow_factory() as uow:
@@ -570,19 +570,24 @@ async def test_same_platform_message_in_two_units_of_work_conflicts(uow_factory:
 async def test_interleaved_units_of_work_recording_one_message_conflict(
     uow_factory: UowFactory, database_url: str
 ) -> None:
-    """Two deliveries both checked `seen` before either committed: the second commit is refused. (On
-    SQLite a transaction takes the write lock when it begins, so the second one waits instead, and this
+    """Two deliveries both checked `seen` before either committed: one records the message, the other
+    loses (its insert waits for the winner's transaction, then breaks the unique rule). (On SQLite a
+    transaction takes the write lock when it begins, so the second one waits instead, and this
     interleaving cannot happen: see the next test.)"""
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite serialises writers at BEGIN")
     (number,) = await seed_tickets(uow_factory, {})
-    async with uow_factory() as first, uow_factory() as second:
-        for uow in (first, second):
+    both_checked = asyncio.Barrier(2)
+
+    async def deliver() -> None:
+        async with uow_factory() as uow:
             assert not await uow.entries.seen("slack", "m-1")
+            await both_checked.wait()
             await uow.entries.add(Entry(number, EntryKind.CUSTOMER, "Cleo", "hi", at(0), "slack", "m-1"))
-        await first.commit()
-        with pytest.raises(Conflict):
-            await second.commit()
+            await uow.commit()
+
+    outcomes = await asyncio.wait_for(asyncio.gather(deliver(), deliver(), return_exceptions=True), 30)
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Conflict", "NoneType"], outcomes
 
     async with uow_factory() as uow:
         assert len(await uow.entries.for_ticket(number)) == 1
