@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, case, delete, func, insert, or_, select, true, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -139,10 +139,10 @@ def _chunks(numbers: list[int], size: int = 1000) -> list[list[int]]:
     return [numbers[i : i + size] for i in range(0, len(numbers), size)]
 
 
-async def _execute(session: AsyncSession, statement: Any) -> Any:
+async def _execute(session: AsyncSession, statement: Any, params: dict[str, Any] | None = None) -> Any:
     """A query whose row locks (FOR UPDATE) may deadlock with another transaction: that is a Conflict."""
     try:
-        return await session.execute(statement)
+        return await session.execute(statement, params)
     except DBAPIError as error:
         if not is_lost_race(error):
             raise
@@ -155,11 +155,15 @@ async def _insert_row(
     """Insert one row with Core (`statement`: the INSERT, when it returns something), a broken uniqueness
     rule being a lost race, as with the ORM's flush."""
     try:
-        return await session.execute(insert(table) if statement is None else statement, values)
+        return await session.execute(_INSERTS[table] if statement is None else statement, values)
     except IntegrityError as error:
         if not is_unique_violation(error):
             raise
         raise Conflict(str(error.orig)) from error
+
+
+_INSERTS = {table: insert(table) for table in Base.metadata.sorted_tables}
+"""A plain INSERT of each table, built once."""
 
 
 async def _scalars(session: AsyncSession, statement: Any) -> Any:
@@ -186,6 +190,11 @@ class _Tracked(Generic[D, R]):
     """Every column of the table, for SELECTs."""
     _version: str | None
     """The table's version column, if it has one."""
+    _inserting: Any
+    _by_key: Any
+    _updates: dict[tuple[str, ...], Any]
+    """UPDATE statements by the columns they set. Statements are built once: SQLAlchemy works out a
+    statement's cache key each time one is built, which costs more than running it."""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -195,6 +204,10 @@ class _Tracked(Generic[D, R]):
         cls._columns = list(cls._table.c)
         version = mapper.version_id_col
         cls._version = version.key if version is not None else None
+        table = cls._table
+        cls._inserting = insert(table).returning(table.c[cls.key])
+        cls._by_key = select(*cls._columns).where(table.c[cls.key] == bindparam("key_"))
+        cls._updates = {}
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -217,8 +230,7 @@ class _Tracked(Generic[D, R]):
         if self._version is not None:
             values[self._version] = 1
         await flush(self.session)  # rows the ORM still holds go first, in the order they came
-        statement = insert(table).returning(table.c[self.key])
-        pk = (await _insert_row(self.session, table, values, statement)).scalar()
+        pk = (await _insert_row(self.session, table, values, self._inserting)).scalar()
         setattr(obj, self.key, pk)
         values[self.key] = pk
         self._seen[pk] = (obj, values)
@@ -227,7 +239,7 @@ class _Tracked(Generic[D, R]):
     async def _get(self, pk: Any) -> D | None:
         if pk in self._seen:
             return self._seen[pk][0]
-        return await self._one(select(*self._columns).where(self._table.c[self.key] == pk))
+        return await self._first(self._by_key, key_=pk)
 
     async def _one(self, statement: Any) -> D | None:
         await self._settle()
@@ -236,6 +248,17 @@ class _Tracked(Generic[D, R]):
     async def _many(self, statement: Any) -> list[D]:
         await self._settle()
         rows = (await self._rows(statement)).all()
+        return [obj for obj in map(self._load, rows) if obj is not None]
+
+    async def _first(self, statement: Any, **params: Any) -> D | None:
+        """The first row of a statement built once (with its limit, of this repository's columns)."""
+        await self._settle()
+        return self._load((await _execute(self.session, statement, params)).first())
+
+    async def _all(self, statement: Any, **params: Any) -> list[D]:
+        """Every row of a statement built once, of this repository's columns."""
+        await self._settle()
+        rows = (await _execute(self.session, statement, params)).all()
         return [obj for obj in map(self._load, rows) if obj is not None]
 
     async def _rows(self, statement: Any) -> Any:
@@ -260,15 +283,28 @@ class _Tracked(Generic[D, R]):
                     changes[name] = value
             if not changes:
                 continue
-            statement = update(table).where(table.c[self.key] == stored[self.key])
+            params = {f"new_{name}": value for name, value in changes.items()}
+            params["key_"] = stored[self.key]
             version = self._version
             if version is not None:
-                statement = statement.where(table.c[version] == stored[version])
-                changes[version] = stored[version] + 1
-            result = await _execute(self.session, statement.values(changes))
+                params["version_"] = stored[version]
+                params[f"new_{version}"] = changes[version] = stored[version] + 1
+            result = await _execute(self.session, self._update_of(tuple(changes)), params)
             if version is not None and result.rowcount != 1:
                 raise Conflict(f"{table.name} {stored[self.key]} was changed by someone else")
             stored.update(changes)
+
+    def _update_of(self, names: tuple[str, ...]) -> Any:
+        """The UPDATE of these columns of one row (checking its version, if the table has one)."""
+        statement = self._updates.get(names)
+        if statement is None:
+            table = self._table
+            statement = update(table).where(table.c[self.key] == bindparam("key_"))
+            if self._version is not None:
+                statement = statement.where(table.c[self._version] == bindparam("version_"))
+            statement = statement.values({name: bindparam(f"new_{name}") for name in names})
+            self._updates[names] = statement
+        return statement
 
     def _decode(self, name: str, value: Any) -> Any:
         """A column's value as the domain holds it (the same, unless a repository says otherwise)."""
@@ -299,16 +335,10 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
 
     async def by_identity(self, platform: str, external_id: str, *, lock: bool = False) -> Customer | None:
         """The customer, with the identity kept for `identity()`: every message asks for both."""
-        statement = (
-            select(*self._columns, *_IDENTITY_LABELLED)
-            .join(IdentityRow, IdentityRow.customer_id == CustomerRow.id)
-            .where(IdentityRow.platform == platform, IdentityRow.external_id == external_id)
-            .limit(1)
-        )
         await self._settle()
-        found = (
-            await _execute(self.session, statement.with_for_update(of=CustomerRow) if lock else statement)
-        ).first()
+        statement = _CUSTOMER_BY_IDENTITY_LOCKED if lock else _CUSTOMER_BY_IDENTITY
+        params = {"platform": platform, "external_id": external_id}
+        found = (await _execute(self.session, statement, params)).first()
         if found is None:
             return None
         values = found._mapping
@@ -324,15 +354,13 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         await self._insert(customer)
         assert customer.id is not None
         identity.customer_id = customer.id
-        identities = cast(Table, IdentityRow.__table__)
         values = {
             "customer_id": customer.id,
             "platform": identity.platform,
             "external_id": identity.external_id,
             "display_name": identity.display_name,
         }
-        returning = insert(identities).returning(identities.c.id)
-        identity.id = (await _insert_row(self.session, identities, values, returning)).scalar()
+        identity.id = (await _insert_row(self.session, _IDENTITIES, values, _IDENTITY_INSERT)).scalar()
         self._identities[(identity.platform, identity.external_id)] = dataclasses.replace(identity)
         return customer
 
@@ -404,6 +432,20 @@ _IDENTITY_LABELLED = (
 """The identity's columns beside its customer's, under names of their own."""
 
 
+_CUSTOMERS = cast(Table, CustomerRow.__table__)
+_IDENTITIES = cast(Table, IdentityRow.__table__)
+_CUSTOMER_BY_IDENTITY = (
+    select(*_CUSTOMERS.c, *_IDENTITY_LABELLED)
+    .join(_IDENTITIES, _IDENTITIES.c.customer_id == _CUSTOMERS.c.id)
+    .where(
+        _IDENTITIES.c.platform == bindparam("platform"), _IDENTITIES.c.external_id == bindparam("external_id")
+    )
+    .limit(1)
+)
+_CUSTOMER_BY_IDENTITY_LOCKED = _CUSTOMER_BY_IDENTITY.with_for_update(of=_CUSTOMERS)
+_IDENTITY_INSERT = insert(_IDENTITIES).returning(_IDENTITIES.c.id)
+
+
 def _identity(row: IdentityRow) -> Identity:
     return Identity(row.customer_id, row.platform, row.external_id, row.display_name, row.id)
 
@@ -442,29 +484,15 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
         return await self._get(number)
 
     async def by_thread(self, platform: str, channel_id: str, thread_id: str) -> Ticket | None:
-        return await self._one(
-            select(TicketRow)
-            .where(
-                TicketRow.platform == platform,
-                TicketRow.channel_id == channel_id,
-                TicketRow.thread_id == thread_id,
-            )
-            .order_by(TicketRow.number.desc())
+        return await self._first(
+            _TICKET_BY_THREAD, platform=platform, channel_id=channel_id, thread_id=thread_id
         )
 
     async def latest_in(
         self, customer_id: int, platform: str, channel_id: str, kind: TicketKind
     ) -> Ticket | None:
-        return await self._one(
-            select(TicketRow)
-            .where(
-                TicketRow.customer_id == customer_id,
-                TicketRow.platform == platform,
-                TicketRow.channel_id == channel_id,
-                TicketRow.thread_id.is_(None),
-                TicketRow.kind == kind,
-            )
-            .order_by(TicketRow.number.desc())
+        return await self._first(
+            _LATEST_TICKET_IN, customer_id=customer_id, platform=platform, channel_id=channel_id, kind=kind
         )
 
     async def add(self, ticket: Ticket) -> Ticket:
@@ -496,10 +524,10 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
 
     async def count_for_customer(self, customer_id: int, before: int | None = None) -> int:
         await self._settle()
+        if before is None:
+            return int(await self.session.scalar(_TICKETS_OF_CUSTOMER, {"customer_id": customer_id}) or 0)
         statement = select(func.count()).select_from(TicketRow).where(TicketRow.customer_id == customer_id)
-        if before is not None:
-            statement = statement.where(TicketRow.number < before)
-        return int(await self.session.scalar(statement) or 0)
+        return int(await self.session.scalar(statement.where(TicketRow.number < before)) or 0)
 
     async def resolved_before(self, moment: datetime, limit: int) -> list[Ticket]:
         return await self._many(
@@ -536,6 +564,39 @@ _ENTRIES = cast(Table, EntryRow.__table__)
 _TIMELINE = cast(Table, TimelineRow.__table__)
 
 
+_TICKETS = cast(Table, TicketRow.__table__)
+_TICKET_BY_THREAD = (
+    select(*_TICKETS.c)
+    .where(
+        _TICKETS.c.platform == bindparam("platform"),
+        _TICKETS.c.channel_id == bindparam("channel_id"),
+        _TICKETS.c.thread_id == bindparam("thread_id"),
+    )
+    .order_by(_TICKETS.c.number.desc())
+    .limit(1)
+)
+_LATEST_TICKET_IN = (
+    select(*_TICKETS.c)
+    .where(
+        _TICKETS.c.customer_id == bindparam("customer_id"),
+        _TICKETS.c.platform == bindparam("platform"),
+        _TICKETS.c.channel_id == bindparam("channel_id"),
+        _TICKETS.c.thread_id.is_(None),
+        _TICKETS.c.kind == bindparam("kind"),
+    )
+    .order_by(_TICKETS.c.number.desc())
+    .limit(1)
+)
+_TICKETS_OF_CUSTOMER = (
+    select(func.count()).select_from(_TICKETS).where(_TICKETS.c.customer_id == bindparam("customer_id"))
+)
+_ENTRY_SEEN = (
+    select(_ENTRIES.c.id)
+    .where(_ENTRIES.c.platform == bindparam("platform"), _ENTRIES.c.external_id == bindparam("external_id"))
+    .limit(1)
+)
+
+
 class SqlEntries:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -556,10 +617,8 @@ class SqlEntries:
 
     async def seen(self, platform: str, external_id: str) -> bool:
         await flush(self.session)
-        statement = select(EntryRow.id).where(
-            EntryRow.platform == platform, EntryRow.external_id == external_id
-        )
-        return (await self.session.scalar(statement.limit(1))) is not None
+        found = await self.session.scalar(_ENTRY_SEEN, {"platform": platform, "external_id": external_id})
+        return found is not None
 
     async def for_ticket(self, number: int) -> list[Entry]:
         await flush(self.session)
@@ -647,16 +706,22 @@ class SqlAnchors:
         return _anchor(row) if row else None
 
     async def for_ticket(self, number: int, platform: str) -> Anchor | None:
-        row = await self.session.scalar(
-            select(AnchorRow)
-            .where(AnchorRow.ticket_number == number, AnchorRow.platform == platform)
-            .order_by(AnchorRow.id)
-            .limit(1)
-        )
+        found = await self.session.execute(_ANCHOR_OF_TICKET, {"number": number, "platform": platform})
+        row = found.first()
         return _anchor(row) if row else None
 
 
-def _anchor(row: AnchorRow) -> Anchor:
+_ANCHORS = cast(Table, AnchorRow.__table__)
+_ANCHOR_OF_TICKET = (
+    select(*_ANCHORS.c)
+    .where(_ANCHORS.c.ticket_number == bindparam("number"), _ANCHORS.c.platform == bindparam("platform"))
+    .order_by(_ANCHORS.c.id)
+    .limit(1)
+)
+
+
+def _anchor(row: Any) -> Anchor:
+    """An anchor from its mapped row or a plain one (same names)."""
     return Anchor(row.ticket_number, row.platform, row.channel_id, row.message_id, row.id)
 
 
@@ -838,9 +903,7 @@ class SqlClocks(_Tracked[SlaClock, SlaClockRow]):
         return await self._insert(clock)
 
     async def for_ticket(self, number: int) -> list[SlaClock]:
-        return await self._many(
-            select(SlaClockRow).where(SlaClockRow.ticket_number == number).order_by(SlaClockRow.id)
-        )
+        return await self._all(_CLOCKS_OF_TICKET, number=number)
 
     async def for_tickets(self, numbers: list[int]) -> list[SlaClock]:
         found: list[SlaClock] = []
@@ -849,6 +912,12 @@ class SqlClocks(_Tracked[SlaClock, SlaClockRow]):
                 select(SlaClockRow).where(SlaClockRow.ticket_number.in_(chunk)).order_by(SlaClockRow.id)
             )
         return found
+
+
+_CLOCKS = cast(Table, SlaClockRow.__table__)
+_CLOCKS_OF_TICKET = (
+    select(*_CLOCKS.c).where(_CLOCKS.c.ticket_number == bindparam("number")).order_by(_CLOCKS.c.id)
+)
 
 
 class SqlPromises(_Tracked[Promise, PromiseRow]):
@@ -937,6 +1006,19 @@ _DELIVERIES = cast(Table, DeliveryRow.__table__)
 objects) cost more than the statement on every delivery."""
 
 
+_MARK_SENT = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+        _DELIVERIES.c.state == DeliveryState.PENDING,
+    )
+    .values(state=DeliveryState.SENT, settled_at=bindparam("moment"))
+)
+
+
+_DELIVERIES_INSERT = insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
+
+
 class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
     domain = Delivery
     row_type = DeliveryRow
@@ -951,8 +1033,7 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
             for d in deliveries
         ]
         await flush(self.session)
-        statement = insert(self._table).returning(self._table.c.id, sort_by_parameter_order=True)
-        ids = (await self.session.execute(statement, rows)).scalars().all()
+        ids = (await self.session.execute(_DELIVERIES_INSERT, rows)).scalars().all()
         for delivery, values, delivery_id in zip(deliveries, rows, ids, strict=True):
             delivery.id = values["id"] = delivery_id
             self._seen[delivery_id] = (delivery, values)
@@ -963,11 +1044,7 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
 
     async def mark_sent(self, ids: list[int], moment: datetime) -> None:
         for chunk in _chunks(ids):
-            await self.session.execute(
-                update(_DELIVERIES)
-                .where(_DELIVERIES.c.id.in_(chunk), _DELIVERIES.c.state == DeliveryState.PENDING)
-                .values(state=DeliveryState.SENT, settled_at=moment)
-            )
+            await self.session.execute(_MARK_SENT, {"ids": chunk, "moment": moment})
 
     async def hold(self, ids: list[int], until: datetime) -> None:
         for chunk in _chunks(ids):

@@ -35,9 +35,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_only
+from test_slack import ANA as SLACK_ANA
 from test_slack import DANA as SLACK_DANA
 from test_slack import FIRST, SUPPORT, Slack, envelope, message, new_ts
 
+from adapters.slack.admission import EVENT_WORKERS, MAX_EVENT_WAIT
 from bot.clock import FakeClock
 from bot.commands import Claim, IncomingMessage
 from bot.desk import Desk
@@ -482,3 +484,37 @@ async def test_sqlite_a_slack_message_that_cannot_be_recorded_is_not_acknowledge
     await slack.settle()
     assert [e.body for e in await slack.entries(1, EntryKind.CUSTOMER)] == [FIRST]
     assert len(slack.fake.posts(SUPPORT)) == 1, "greeted once"
+
+
+async def test_sqlite_a_flood_the_bot_cannot_store_yet_is_refused_early_while_commands_are_acknowledged(
+    slack: Slack, sqlite_url: str
+) -> None:
+    """Events are stored before they are acknowledged, and while the file is locked none can be. The
+    first few wait their turn; once the oldest has waited past the limit, new ones are answered 503 at
+    once (Slack sends them again) instead of joining a queue Slack will not wait for, and a slash
+    command is acknowledged meanwhile. Once the lock goes, every waiting event is stored and
+    acknowledged, and the refused one, sent again, is stored too: nothing is lost."""
+    texts = [f"Question number {i} about my order" for i in range(EVENT_WORKERS + 2)]
+    bodies = [json.dumps(envelope(message(SUPPORT, SLACK_DANA, text, new_ts()))) for text in texts]
+    locker = Locker(sqlite_url.split(":///", 1)[1])
+    locker.hold()
+    try:
+        waiting = [asyncio.create_task(slack.send_json(body)) for body in bodies[:-1]]
+        await asyncio.sleep(MAX_EVENT_WAIT + 0.5)
+        status, _ = await asyncio.wait_for(slack.send_json(bodies[-1]), CALL_LIMIT)
+        assert status == 503, "refused at once: the queue is already behind"
+        await asyncio.wait_for(slack.command("/ticket", "help", SLACK_ANA), CALL_LIMIT)  # answered 200
+        assert not any(task.done() for task in waiting), "the events still wait for the lock"
+    finally:
+        locker.release()
+    answered = await asyncio.wait_for(asyncio.gather(*waiting), CALL_LIMIT)
+    assert [status for status, _ in answered] == [200] * len(waiting)
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+    status, text = await asyncio.wait_for(slack.send_json(bodies[-1], retry), CALL_LIMIT)
+    assert status == 200, text
+    await slack.settle()
+    stored = await slack.count(EntryRow)
+    customer_said = [
+        e.body for n in range(1, len(texts) + 1) for e in await slack.entries(n, EntryKind.CUSTOMER)
+    ]
+    assert sorted(customer_said) == sorted(texts) and stored >= len(texts)
