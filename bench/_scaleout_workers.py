@@ -90,7 +90,7 @@ async def _intake(url: str, args: tuple[int, int, int, int, int, bool], barrier:
     try:
         sessions = session_factory(engine)
         capture = Capture()
-        capture.attach(sessions)
+        capture.attach(engine)
         desk = Desk(lambda: SqlUnitOfWork(sessions), SystemClock(), load_policy())
         desk.serve(["slack"])
         await _warm(engine, concurrency)
@@ -101,9 +101,10 @@ async def _intake(url: str, args: tuple[int, int, int, int, int, bool], barrier:
 
         cpu, started = time.process_time(), time.time()
         await in_parallel(mine, one, concurrency)
-        return Part(
-            started, time.time(), len(mine), time.process_time() - cpu, capture.groups if keep else None
-        )
+        ended, cpu = time.time(), time.process_time() - cpu
+        if keep:
+            await capture.resolve(engine)
+        return Part(started, ended, len(mine), cpu, capture.groups if keep else None)
     finally:
         await engine.dispose()
 

@@ -6,7 +6,7 @@ produced), then `Desk.settle` once the replies went out. Each message is its own
 adapter acknowledges a message only once it is stored.
 
 The raw limit is the same rows written with plain SQLAlchemy Core inserts: every row the core inserted
-for a message is captured as it is flushed and replayed into a fresh database in one transaction per
+for a message is captured as it is inserted and replayed into a fresh database in one transaction per
 message, with the same concurrency. It does no reading, no updating and no deciding, so it is an upper
 bound that no real path reaches.
 
@@ -23,9 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, insert, inspect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy import Insert, event, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import backends, run, scratch_database
 from bot.clock import SystemClock
@@ -44,28 +43,47 @@ Rows = dict[str, list[dict[str, Any]]]
 
 @dataclass
 class Capture:
-    """The rows each committed unit of work inserted, in commit order."""
+    """The rows each committed transaction inserted, in commit order.
+
+    Every INSERT the engine runs (the repositories' Core inserts and the ORM's flushes alike) is seen
+    with its parameters; a transaction's rows are kept when it commits and dropped if it rolls back.
+    Parameters do not carry the keys the database assigned, so `resolve` reads back the keys that other
+    rows refer to (customers' and tickets'), matching each row by what identifies it in this plan."""
 
     groups: list[Rows] = field(default_factory=list)
+    _open: dict[int, Rows] = field(default_factory=dict)
 
-    def attach(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        """Listen on a Session class of this capture's own, so nothing else is observed."""
-        observed = type("ObservedSession", (Session,), {})
-        event.listen(observed, "before_flush", self._before_flush)
-        event.listen(observed, "after_commit", self._after_commit)
-        sessions.configure(sync_session_class=observed)
+    def attach(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        event.listen(sync, "after_execute", self._after_execute)
+        event.listen(sync, "commit", self._commit)
+        event.listen(sync, "rollback", self._rollback)
 
-    def _before_flush(self, session: Any, _context: Any, _instances: Any) -> None:
-        session.info.setdefault("inserted", []).extend(session.new)
+    def _after_execute(self, connection: Any, statement: Any, multiparams: Any, params: Any, *_: Any) -> None:
+        if not isinstance(statement, Insert):
+            return
+        rows = [dict(row) for row in multiparams] if multiparams else [dict(params)]
+        self._open.setdefault(id(connection), {}).setdefault(statement.table.name, []).extend(rows)
 
-    def _after_commit(self, session: Any) -> None:
-        rows: Rows = {}
-        for instance in session.info.pop("inserted", []):
-            mapper = inspect(instance).mapper
-            values = {c.key: getattr(instance, c.key) for c in mapper.column_attrs}
-            rows.setdefault(mapper.local_table.name, []).append(values)
+    def _commit(self, connection: Any) -> None:
+        rows = self._open.pop(id(connection), None)
         if rows:
             self.groups.append(rows)
+
+    def _rollback(self, connection: Any) -> None:
+        self._open.pop(id(connection), None)
+
+    async def resolve(self, engine: AsyncEngine) -> None:
+        """Fill in the keys of inserted customers (by name) and tickets (by conversation)."""
+        async with engine.connect() as connection:
+            customers = dict((await connection.execute(text("SELECT display_name, id FROM customers"))).all())
+            found = await connection.execute(text("SELECT channel_id, thread_id, number FROM tickets"))
+            tickets = {(channel, thread): number for channel, thread, number in found}
+        for rows in self.groups:
+            for row in rows.get("customers", []):
+                row["id"] = customers[row["display_name"]]
+            for row in rows.get("tickets", []):
+                row["number"] = tickets[(row["channel_id"], row["thread_id"])]
 
 
 def plan(messages: int, per_customer: int) -> list[IncomingMessage]:
@@ -130,7 +148,7 @@ async def core_rate(
     try:
         await upgrade(engine)
         sessions = session_factory(engine)
-        capture.attach(sessions)
+        capture.attach(engine)
         desk = Desk(lambda: SqlUnitOfWork(sessions), SystemClock(), load_policy())
         desk.serve(["slack"])
 
@@ -143,6 +161,7 @@ async def core_rate(
         started = time.perf_counter()
         await in_parallel(messages, one, concurrency)
         elapsed = time.perf_counter() - started
+        await capture.resolve(engine)
         return Measured(len(messages) / elapsed, statements[0] / len(messages))
     finally:
         await engine.dispose()
