@@ -6,6 +6,7 @@ core's; this module only knows Slack's wire formats and Web API.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -214,6 +215,15 @@ class SlackAdapter:
             if _is_ssl_check(raw, request.content_type):  # Slack's certificate check comes unsigned
                 return web.Response(status=200, text="")
             return web.json_response({"error": "invalid request"}, status=401)
+        if _is_message_event(_json(body, request.content_type)):
+            with self._admission.arrival() as admitted:
+                if not admitted:
+                    return web.json_response({"error": "busy; please send again later"}, status=503)
+                return await self._dispatch(body, request)
+        return await self._dispatch(body, request)
+
+    async def _dispatch(self, body: str, request: web.Request) -> web.StreamResponse:
+        """A verified request, handed to Bolt."""
         try:
             bolt_request = AsyncBoltRequest(
                 body=_form_safe(body, request.content_type),
@@ -223,13 +233,7 @@ class SlackAdapter:
         except ValueError:  # signed by Slack, yet not what it says it is
             log.warning("Slack: a signed request whose body cannot be read")
             return web.json_response({"error": "unreadable body"}, status=400)
-        if not _is_message_event(bolt_request.body):
-            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
-        if not self._admission.admit():
-            return web.json_response({"error": "busy; please send again later"}, status=503)
-        async with self._admission.turn():
-            response = await self.app.async_dispatch(bolt_request)
-        return await to_aiohttp_response(response)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def start(self) -> None:
         # One HTTP session for every Web API call (slack_sdk otherwise opens a session and a connection
@@ -287,6 +291,12 @@ class SlackAdapter:
         app.action(blocks.RESOLVE_ACTION)(ack=_acknowledge, lazy=[self._on_button])
         app.action(blocks.SURVEY_ACTION)(ack=_acknowledge, lazy=[self._on_rating])
 
+    async def _stored(self, call: Callable[..., Awaitable[list[Outgoing]]], *args: Any) -> list[Outgoing]:
+        """A message event's desk call, in its turn (`Admission`): the lookups before it (users.info)
+        wait on Slack, not on the bot, so they do not hold a turn."""
+        async with self._admission.turn():
+            return await call(*args)
+
     def _later(self, work: Awaitable[None]) -> None:
         """Deliver after the acknowledgement: a task the adapter keeps until it ends (and awaits on stop)."""
 
@@ -311,7 +321,7 @@ class SlackAdapter:
         if subtype == "message_deleted":
             previous = event.get("previous_message") or {}
             key = _message_key(event["channel"], previous.get("ts") or event.get("deleted_ts", ""))
-            self._later(self.deliver(await self._desk.message_deleted(PLATFORM, key), client))
+            self._later(self.deliver(await self._stored(self._desk.message_deleted, PLATFORM, key), client))
             return
         user = event.get("user")
         if (
@@ -329,7 +339,10 @@ class SlackAdapter:
                 actor = await self._actor(client, user)
                 thread = Conversation(PLATFORM, channel, event["thread_ts"], team)
                 self._later(
-                    self.deliver(await self._desk.note_from_staff_thread(actor, thread, text, key), client)
+                    self.deliver(
+                        await self._stored(self._desk.note_from_staff_thread, actor, thread, text, key),
+                        client,
+                    )
                 )
             return
         if event.get("channel_type") == "im":
@@ -340,14 +353,16 @@ class SlackAdapter:
             return  # a channel the desk does not serve: no lookups, no work
         actor = await self._actor(client, user)
         message = IncomingMessage(actor, text, conversation, key)
-        self._later(self.deliver(await self._desk.receive(message), client))
+        self._later(self.deliver(await self._stored(self._desk.receive, message), client))
 
     async def _on_edit(self, event: dict[str, Any], client: AsyncWebClient) -> None:
         edited = event.get("message") or {}
         if edited.get("bot_id") or edited.get("subtype") == "bot_message":
             return
         key = _message_key(event["channel"], edited.get("ts", ""))
-        said = await self._desk.message_edited(PLATFORM, key, _unescape(edited.get("text") or ""))
+        said = await self._stored(
+            self._desk.message_edited, PLATFORM, key, _unescape(edited.get("text") or "")
+        )
         self._later(self.deliver(said, client))
 
     async def _on_ticket_command(
@@ -814,6 +829,16 @@ def _code(error: SlackApiError) -> str:
     if isinstance(data, dict) and data.get("error"):
         return str(data["error"])
     return f"http_{error.response.status_code}"
+
+
+def _json(body: str, content_type: str) -> Any:
+    """An Events API body, parsed (before Bolt does) to tell message events early; None otherwise."""
+    if content_type != "application/json":
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _is_message_event(body: Any) -> bool:

@@ -3,10 +3,10 @@
 A message event is stored before Slack hears the acknowledgement, which costs a database write and the
 desk's work. Taken all at once, a burst larger than the bot can store makes every request slow: events,
 slash commands and buttons alike wait behind hundreds of half-done events, and Slack, which waits 3 s,
-gives up on them all. So events are worked a few at a time, in order of arrival, and once the oldest
-waiting event has waited longer than a second the bot answers new ones 503 at once: Slack sends those
-again later (it retries a failed event up to three times over a few minutes), and whatever is not a
-message event is acknowledged as quickly as when the bot is idle.
+gives up on them all. So events are worked a few at a time, in order of arrival, and once too many
+are under way (or the oldest has been under way for a second) the bot answers new ones 503 at once:
+Slack sends those again later (it retries a failed event up to three times over a few minutes), and
+whatever is not a message event is acknowledged as quickly as when the bot is idle.
 """
 
 from __future__ import annotations
@@ -16,59 +16,72 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 EVENT_WORKERS = 4
-"""Message events stored at a time. More adds no throughput (SQLite writes one at a time, PostgreSQL
-work is mostly this process's CPU) and lengthens every other request's wait for the event loop."""
+"""Message events handed to the desk at a time. More adds no throughput (SQLite writes one at a time,
+PostgreSQL work is mostly this process's CPU) and lengthens every other request's wait for the loop."""
 MAX_EVENT_WAIT = 1.0
-"""Seconds the oldest waiting event may have waited before new ones are refused for now."""
+"""Seconds the oldest event under way may have been under way before new ones are refused for now."""
+
+MAX_UNDER_WAY = 16
+"""Events between arrival and answer at most. Each one under way is work queued on the event loop ahead
+of the next request; a few beyond the workers keep them busy while users.info answers."""
+
+TELL_EVERY = 30.0
+"""Seconds between warnings while events are refused (a flood would otherwise flood the log)."""
 
 log = logging.getLogger(__name__)
 
 
 class Admission:
-    """A fair queue of message events in front of the desk, refusing arrivals while it is behind."""
+    """Message events from arrival to answer, a few at a time at the desk; arrivals are refused while
+    the oldest event under way has been under way past the limit."""
 
     def __init__(
         self,
         workers: int = EVENT_WORKERS,
+        max_under_way: int = MAX_UNDER_WAY,
         max_wait: float = MAX_EVENT_WAIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._slots = asyncio.Semaphore(workers)
         self._max_wait = max_wait
+        self._max_under_way = max_under_way
         self._clock = clock
-        self._waiting: OrderedDict[int, float] = OrderedDict()
+        self._under_way: OrderedDict[int, float] = OrderedDict()
         self._numbers = itertools.count()
         self.refused = 0
         """Events refused since start."""
-        self._refusing = False
+        self._told_at = -TELL_EVERY
 
-    def admit(self) -> bool:
-        """Whether to take an arriving event: not while the oldest waiting one has waited past the
-        limit. The log says when refusing starts and stops, not once per event."""
-        behind = bool(self._waiting) and self._clock() - next(iter(self._waiting.values())) > self._max_wait
-        if behind != self._refusing:
-            self._refusing = behind
-            if behind:
-                log.warning("Slack: more events than the bot can store; answering 503 so Slack resends")
-            else:
-                log.warning("Slack: caught up; %d events were refused so far", self.refused)
-        self.refused += behind
-        return not behind
+    @contextmanager
+    def arrival(self) -> Iterator[bool]:
+        """An arriving event, kept as under way until it is answered; False: refuse it now. Timed
+        from arrival rather than from the desk's queue, so the lookups before the desk (users.info)
+        cannot hide a backlog."""
+        now = self._clock()
+        oldest = next(iter(self._under_way.values()), None)
+        behind = len(self._under_way) >= self._max_under_way or (
+            oldest is not None and now - oldest > self._max_wait
+        )
+        if behind:
+            self.refused += 1
+            if now - self._told_at >= TELL_EVERY:
+                self._told_at = now
+                log.warning("Slack: more events than the bot can store; %d answered 503 so far", self.refused)
+            yield False
+            return
+        number = next(self._numbers)
+        self._under_way[number] = self._clock()
+        try:
+            yield True
+        finally:
+            del self._under_way[number]
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
-        """Wait for a worker's slot, in order of arrival, and hold it while the event is stored."""
-        number = next(self._numbers)
-        self._waiting[number] = self._clock()
-        try:
-            await self._slots.acquire()
-        finally:
-            del self._waiting[number]
-        try:
+        """A worker's slot at the desk, in order of arrival, held while the event is stored."""
+        async with self._slots:
             yield
-        finally:
-            self._slots.release()
