@@ -406,11 +406,14 @@ def clocks_sql(shape: Shape, sql: Sql) -> str:
         f"CASE WHEN met > due THEN due WHEN met IS NULL AND paused = 0 AND due < {shape.now - 60} "
         "THEN due END"
     )
+    # The business time a met clock kept (microseconds): a third of the wall time since it resumed (the
+    # desk's hours are about a third of the week), after what it consumed before.
+    business = "CASE WHEN met IS NOT NULL THEN (consumed + (met - resumed) / 3) * 1000000 END"
     return f"""INSERT INTO sla_clocks (ticket_number, metric, cycle, target, started_at, resumed_at, due_at,
             state,
-            consumed, met_at, breached_at)
+            consumed, met_at, breached_at, business)
         SELECT n, metric, cycle, target, {ts("started")}, {ts("resumed")}, {ts("due")}, {state}, consumed,
-            {ts("met")}, {ts(breached)}
+            {ts("met")}, {ts(breached)}, {business}
         FROM ({" UNION ALL ".join(parts)}) AS c"""
 
 

@@ -2,9 +2,12 @@
 
 A month of a busy desk is tens of thousands of tickets with their clocks, events and surveys: too many to
 bring into memory for a report that is asked for interactively. Here the counts are SQL aggregates, per
-day of the chart where it needs them; only what must be measured in business hours comes back row by row
-(the met first-response and resolution clocks, a few columns each), with what the timeline says the
-status was when each was met. The same SQL runs on SQLite and PostgreSQL.
+day of the chart where it needs them. Durations are the business time each met clock kept when it was
+met (`sla_clocks.business`): the database ranks them (window functions) and hands back only the values a
+median or p90 is made of (`measures`). Clocks met before that was kept (NULL) are measured as before: when
+a period holds one, its met first-response and resolution clocks come back row by row (`spans`, a few
+columns each, with what the timeline says the status was when each was met) for Python to measure. The
+same SQL runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from bot.domain import ClockState, Metric, PromiseState, Status, SurveyState
-from bot.reports import Period, Ratio, Span, Tally
+from bot.reports import Measured, Period, Ratio, Span, Spread, Tally, spread_at
 from storage.models import AgentRow, PromiseRow, SlaClockRow, SurveyRow, TicketRow, TimelineRow
 
 _STATUS = "status"
@@ -198,6 +201,67 @@ def _status_before() -> ColumnElement[str]:
     )
 
 
+def _met_clocks(period: Period) -> list[ColumnElement[bool]]:
+    """The met clocks whose durations count: cycle 1 of first response, and every resolution clock."""
+    clock = SlaClockRow
+    return [
+        clock.state == ClockState.MET,
+        _within(clock.met_at, period.start, period.end),
+        clock.metric.in_([Metric.FIRST_RESPONSE, Metric.RESOLUTION]),
+        (clock.metric == Metric.RESOLUTION.value) | (clock.cycle == 1),
+        *_kept(period),
+    ]
+
+
+MISSING = "missing"
+"""The `measures` row that counts met clocks without a kept duration (then the ranks are not used)."""
+
+
+def measures(period: Period) -> Query:
+    """The ranked durations (microseconds) a report's spreads are made of, as (what, key, n, rank, value)
+    rows: first responses ('first', 0), resolutions ('resolution', 0), first responses per day ('day',
+    day) and per assignee ('agent', agent); for each, n durations and the values at the ranks
+    `bot.reports.ranks` names. And ('missing', 0, clocks without a kept duration, 0, 0)."""
+    clock = SlaClockRow
+    value = type_coerce(clock.business, BigInteger)
+    met = (
+        select(
+            case((clock.metric == Metric.RESOLUTION.value, 1), else_=0).label("r"),
+            _day(clock.met_at, period).label("day"),
+            TicketRow.assignee_id.label("agent"),
+            value.label("v"),
+        )
+        .join(TicketRow, TicketRow.number == clock.ticket_number)
+        .where(*_met_clocks(period))
+        .cte("met")
+    )
+
+    def ranked(what: str, key: Any, *where: ColumnElement[bool], by: Sequence[Any] = ()) -> Query:
+        return select(
+            literal(what).label("what"),
+            key.label("key"),
+            func.count().over(partition_by=by or None).label("n"),
+            func.row_number().over(partition_by=by or None, order_by=met.c.v).label("rank"),
+            met.c.v,
+        ).where(*where)
+
+    first, resolution = met.c.r == 0, met.c.r == 1
+    parts = union_all(
+        ranked("first", literal(0), first),
+        ranked("resolution", literal(0), resolution),
+        ranked("day", met.c.day, first, by=[met.c.day]),
+        ranked("agent", met.c.agent, first, met.c.agent.is_not(None), by=[met.c.agent]),
+    ).subquery("ranked")
+    n, rank = parts.c.n, parts.c.rank
+    wanted = select(parts.c.what, parts.c.key, n, rank, parts.c.v).where(
+        rank.in_([(n + 1) // 2, n // 2 + 1, (9 * n + 9) // 10])
+    )
+    missing = select(
+        literal(MISSING), literal(0), func.count() - func.count(met.c.v), literal(0), literal(0)
+    ).select_from(met)
+    return union_all(wanted, missing)  # type: ignore[return-value]
+
+
 def spans(period: Period) -> Query:
     """The met clocks whose durations count, a few plain columns each (there are tens of thousands):
     cycle 1 of the first-response clocks (which never pause) and every resolution clock met in the period,
@@ -214,15 +278,10 @@ def spans(period: Period) -> Query:
             micros(clock.met_at),
             type_coerce(clock.consumed, Integer),
             case((resolution, case((paused, 1), else_=0)), else_=0),
+            type_coerce(clock.business, BigInteger),
         )
         .join(TicketRow, TicketRow.number == clock.ticket_number)
-        .where(
-            clock.state == ClockState.MET,
-            _within(clock.met_at, period.start, period.end),
-            clock.metric.in_([Metric.FIRST_RESPONSE, Metric.RESOLUTION]),
-            resolution | (clock.cycle == 1),
-            *_kept(period),
-        )
+        .where(*_met_clocks(period))
     )
 
 
@@ -274,7 +333,7 @@ def statements(period: Period) -> list[Query]:
         opened(period),
         resolved(period),
         sla(period),
-        spans(period),
+        measures(period),
         ratings(period),
         responses(period),
         promises(period),
@@ -314,9 +373,11 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
         sla_parts[Metric(metric)][1] += count
     first: list[Span] = []
     resolutions: list[Span] = []
-    for is_resolution, queue, agent, resumed, met, seconds, paused in await rows(spans(period)):
-        span = Span(queue, agent, resumed, met, seconds * 1_000_000, paused == 1)
-        (resolutions if is_resolution else first).append(span)
+    measured = _measured(await rows(measures(period)), day_count)
+    if measured is None:  # clocks met before their durations were kept: measured in Python
+        for is_resolution, queue, agent, resumed, met, seconds, paused, kept in await rows(spans(period)):
+            span = Span(queue, agent, resumed, met, seconds * 1_000_000, paused == 1, kept)
+            (resolutions if is_resolution else first).append(span)
     csat = [[0, 0] for _ in range(day_count)]
     csat_by_agent: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for day, agent, good, count in await rows(ratings(period)):
@@ -328,6 +389,8 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
     [(sent, rated)] = await rows(responses(period))
     [(due, kept)] = await rows(promises(period))
     agents = set(resolved_by_agent) | set(csat_by_agent) | {s.assignee_id for s in first if s.assignee_id}
+    if measured is not None:
+        agents |= set(measured.first_response_by_agent)
     names = {agent: "?" for agent in agents}
     if agents:
         found = await rows(select(AgentRow.id, AgentRow.display_name).where(AgentRow.id.in_(sorted(agents))))
@@ -347,4 +410,29 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
         response=Ratio(rated, sent),
         promises=Ratio(int(kept or 0), due),
         agents=names,
+        measured=measured,
+    )
+
+
+def _measured(found: Sequence[Any], day_count: int) -> Measured | None:
+    """The spreads from the rows of `measures`; None when a met clock has no kept duration."""
+    picked: dict[tuple[str, int], tuple[int, dict[int, int]]] = {}
+    for what, key, n, rank, value in found:
+        if what == MISSING:
+            if n:
+                return None
+            continue
+        picked.setdefault((what, key), (n, {}))[1][rank] = value
+
+    def spread(what: str, key: int) -> Spread:
+        if (what, key) not in picked:
+            return Spread(0, None, None)
+        n, values = picked[what, key]
+        return spread_at(n, values[(n + 1) // 2], values[n // 2 + 1], values[(9 * n + 9) // 10])
+
+    return Measured(
+        first_response=spread("first", 0),
+        first_response_days=tuple(spread("day", day).median for day in range(day_count)),
+        first_response_by_agent={key: spread(what, key) for what, key in picked if what == "agent"},
+        resolution=spread("resolution", 0),
     )
