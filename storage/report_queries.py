@@ -21,8 +21,10 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    Text,
     and_,
     case,
+    cast,
     func,
     literal,
     select,
@@ -112,7 +114,13 @@ def resolved(period: Period) -> Query:
             _new(TimelineRow).label("new"),
             _old(TimelineRow).label("old"),
         )
-        .where(TimelineRow.action == _STATUS, TimelineRow.at >= period.start)
+        .where(
+            TimelineRow.action == _STATUS,
+            TimelineRow.at >= period.start,
+            # Only changes from or to resolved count here, and their JSON text says so: a cheap test
+            # that spares parsing the other changes' JSON (PostgreSQL parses json at every ->>).
+            cast(TimelineRow.detail, Text).like(f'%"{resolved_}"%'),
+        )
         .cte("changes")
     )
     moments = union_all(
