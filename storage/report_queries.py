@@ -233,38 +233,42 @@ MISSING = "missing"
 
 def measures(period: Period) -> Query:
     """The ranked durations (microseconds) a report's spreads are made of, as (what, key, n, rank, value)
-    rows: first responses ('first', 0), resolutions ('resolution', 0), first responses per day ('day',
-    day) and per assignee ('agent', agent); for each, n durations and the values at the ranks
+    rows: first responses ('all', 0), resolutions ('all', 1), first responses per day ('day', day) and
+    per assignee ('agent', agent); for each, n durations and the values at the ranks
     `bot.reports.ranks` names. And ('missing', 0, clocks without a kept duration, 0, 0)."""
     clock = SlaClockRow
     value = type_coerce(clock.business, BigInteger)
-    met = (
-        select(
-            case((clock.metric == Metric.RESOLUTION.value, 1), else_=0).label("r"),
-            _day(clock.met_at, period).label("day"),
-            TicketRow.assignee_id.label("agent"),
-            value.label("v"),
-        )
-        .join(TicketRow, TicketRow.number == clock.ticket_number)
-        .where(*_met_clocks(period))
-        .cte("met")
+    first_response = clock.metric == Metric.FIRST_RESPONSE.value
+    if _kept(period):
+        owner: Any = TicketRow.assignee_id
+    else:  # only first responses count per agent: their tickets alone are looked up, one by one
+        assignee = select(TicketRow.assignee_id).where(TicketRow.number == clock.ticket_number)
+        owner = case((first_response, assignee.scalar_subquery()))
+    chosen = select(
+        case((first_response, 0), else_=1).label("r"),
+        _day(clock.met_at, period).label("day"),
+        owner.label("agent"),
+        value.label("v"),
+        clock.id.label("id"),
     )
+    if _kept(period):
+        chosen = chosen.join(TicketRow, TicketRow.number == clock.ticket_number)
+    met = chosen.where(*_met_clocks(period)).cte("met")
 
-    def ranked(what: str, key: Any, *where: ColumnElement[bool], by: Sequence[Any] = ()) -> Query:
+    def ranked(what: str, key: Any, *where: ColumnElement[bool]) -> Query:
+        # Ranked up and down (ties in the clocks' order), a row knows how many share its partition (up +
+        # down - 1): SQLite counts a partition (count() OVER) more slowly than it sorts it again.
+        up = func.row_number().over(partition_by=key, order_by=(met.c.v, met.c.id))
+        down = func.row_number().over(partition_by=key, order_by=(met.c.v.desc(), met.c.id.desc()))
+        n = type_coerce(up + down - 1, BigInteger)
         return select(
-            literal(what).label("what"),
-            key.label("key"),
-            func.count().over(partition_by=by or None).label("n"),
-            func.row_number().over(partition_by=by or None, order_by=met.c.v).label("rank"),
-            met.c.v,
+            literal(what).label("what"), key.label("key"), n.label("n"), up.label("rank"), met.c.v
         ).where(*where)
 
-    first, resolution = met.c.r == 0, met.c.r == 1
     parts = union_all(
-        ranked("first", literal(0), first),
-        ranked("resolution", literal(0), resolution),
-        ranked("day", met.c.day, first, by=[met.c.day]),
-        ranked("agent", met.c.agent, first, met.c.agent.is_not(None), by=[met.c.agent]),
+        ranked("all", met.c.r),  # 0 first responses, 1 resolutions
+        ranked("day", met.c.day, met.c.r == 0),
+        ranked("agent", met.c.agent, met.c.r == 0, met.c.agent.is_not(None)),
     ).subquery("ranked")
     n, rank = parts.c.n, parts.c.rank
     wanted = select(parts.c.what, parts.c.key, n, rank, parts.c.v).where(
@@ -445,8 +449,8 @@ def _measured(found: Sequence[Any], day_count: int) -> Measured | None:
         return spread_at(n, values[(n + 1) // 2], values[n // 2 + 1], values[(9 * n + 9) // 10])
 
     return Measured(
-        first_response=spread("first", 0),
+        first_response=spread("all", 0),
         first_response_days=tuple(spread("day", day).median for day in range(day_count)),
         first_response_by_agent={key: spread(what, key) for what, key in picked if what == "agent"},
-        resolution=spread("resolution", 0),
+        resolution=spread("all", 1),
     )
