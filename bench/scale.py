@@ -646,7 +646,7 @@ async def measure_desk(
         )
         end = now + timedelta(seconds=1)
         start = end - timedelta(days=30)
-        raw_report = report_statements(start, end, now)
+        raw_report = report_statements(start, end, now, engine.dialect.name)
         emit(
             Row(
                 "/ticket stats 30d (with chart)",
@@ -667,11 +667,11 @@ async def measure_desk(
         await engine.dispose()
 
 
-def report_statements(start: datetime, end: datetime, now: datetime) -> list[Executable]:
+def report_statements(start: datetime, end: datetime, now: datetime, dialect: str) -> list[Executable]:
     """The SQL a report of the period runs (storage/report_queries.py): the database's share of it."""
     policy = load_policy()
     zone = policy.hours_for(policy.default_queue).zone
-    return list(report_queries.statements(Period.of(start, end, now=now, zone=zone)))
+    return list(report_queries.statements(Period.of(start, end, now=now, zone=zone), dialect))
 
 
 # --- a bot process: start-up and idle memory -----------------------------------------------------------

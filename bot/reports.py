@@ -566,10 +566,10 @@ def measure(tally: Tally, hours_for: Callable[[str], BusinessHours]) -> Measured
         if span.assignee_id is not None:
             by_agent[span.assignee_id].append(value)
     return Measured(
-        first_response=_spread_of(responses),
-        first_response_days=tuple(_spread_of(values).median for values in response_days),
-        first_response_by_agent={agent: _spread_of(values) for agent, values in by_agent.items()},
-        resolution=_spread_of([elapsed(span) for span in tally.resolutions]),
+        first_response=spread_of(responses),
+        first_response_days=tuple(spread_of(values).median for values in response_days),
+        first_response_by_agent={agent: spread_of(values) for agent, values in by_agent.items()},
+        resolution=spread_of([elapsed(span) for span in tally.resolutions]),
     )
 
 
@@ -581,15 +581,15 @@ def ranks(n: int) -> tuple[int, int, int]:
 
 
 def spread_at(n: int, low: int, high: int, ninetieth: int) -> Spread:
-    """The Spread of n durations (microseconds) from the values at its `ranks`: as `_spread_of` makes it."""
+    """The Spread of n durations (microseconds) from the values at its `ranks`: as `spread_of` makes it."""
     middle = high * _MICROSECOND
     if not n % 2:
         middle = (low * _MICROSECOND + middle) / 2
     return Spread(n, middle, ninetieth * _MICROSECOND)
 
 
-def _spread_of(values: list[int]) -> Spread:
-    """Spread.of for durations in microseconds (the same median and p90, as timedeltas)."""
+def spread_of(values: list[int]) -> Spread:
+    """Spread.of for durations in microseconds (the same median and p90, as timedeltas); sorts `values`."""
     if not values:
         return Spread(0, None, None)
     values.sort()

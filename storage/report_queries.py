@@ -3,11 +3,12 @@
 A month of a busy desk is tens of thousands of tickets with their clocks, events and surveys: too many to
 bring into memory for a report that is asked for interactively. Here the counts are SQL aggregates, per
 day of the chart where it needs them. Durations are the business time each met clock kept when it was
-met (`sla_clocks.business`): the database ranks them (window functions) and hands back only the values a
-median or p90 is made of (`measures`). Clocks met before that was kept (NULL) are measured as before: when
-a period holds one, its met first-response and resolution clocks come back row by row (`spans`, a few
-columns each, with what the timeline says the status was when each was met) for Python to measure. The
-same SQL runs on SQLite and PostgreSQL.
+met (`sla_clocks.business`), read from an index: PostgreSQL sorts them and hands back only the values a
+median or p90 is made of (`measures`); SQLite hands them over as plain integers (`durations`), which
+Python sorts faster than SQLite's window functions rank them. Clocks met before durations were kept
+(NULL) are measured as before: when a period holds one, its met first-response and resolution clocks come
+back row by row (`spans`, a few columns each, with what the timeline says the status was when each was
+met) for Python to measure. Otherwise the same SQL runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from bot.domain import ClockState, Metric, PromiseState, Status, SurveyState
-from bot.reports import Measured, Period, Ratio, Span, Spread, Tally, spread_at
+from bot.reports import Measured, Period, Ratio, Span, Spread, Tally, spread_at, spread_of
 from storage.models import AgentRow, PromiseRow, SlaClockRow, SurveyRow, TicketRow, TimelineRow
 
 _STATUS = "status"
@@ -231,13 +233,11 @@ MISSING = "missing"
 """The `measures` row that counts met clocks without a kept duration (then the ranks are not used)."""
 
 
-def measures(period: Period) -> Query:
-    """The ranked durations (microseconds) a report's spreads are made of, as (what, key, n, rank, value)
-    rows: first responses ('all', 0), resolutions ('all', 1), first responses per day ('day', day) and
-    per assignee ('agent', agent); for each, n durations and the values at the ranks
-    `bot.reports.ranks` names. And ('missing', 0, clocks without a kept duration, 0, 0)."""
+def _met(period: Period) -> Any:
+    """The met clocks whose durations count, as (r, day, agent, v): r 0 for a first response, 1 for a
+    resolution; the day of the period it was met on; its ticket's assignee (first responses only, when
+    there is no filter); the business time it kept, in microseconds (NULL if it kept none)."""
     clock = SlaClockRow
-    value = type_coerce(clock.business, BigInteger)
     first_response = clock.metric == Metric.FIRST_RESPONSE.value
     if _kept(period):
         owner: Any = TicketRow.assignee_id
@@ -248,36 +248,47 @@ def measures(period: Period) -> Query:
         case((first_response, 0), else_=1).label("r"),
         _day(clock.met_at, period).label("day"),
         owner.label("agent"),
-        value.label("v"),
-        clock.id.label("id"),
+        type_coerce(clock.business, BigInteger).label("v"),
     )
     if _kept(period):
         chosen = chosen.join(TicketRow, TicketRow.number == clock.ticket_number)
-    met = chosen.where(*_met_clocks(period)).cte("met")
+    return chosen.where(*_met_clocks(period))  # every column in ix_sla_clocks_met: no clock row is read
 
-    def ranked(what: str, key: Any, *where: ColumnElement[bool]) -> Query:
-        # Ranked up and down (ties in the clocks' order), a row knows how many share its partition (up +
-        # down - 1): SQLite counts a partition (count() OVER) more slowly than it sorts it again.
-        up = func.row_number().over(partition_by=key, order_by=(met.c.v, met.c.id))
-        down = func.row_number().over(partition_by=key, order_by=(met.c.v.desc(), met.c.id.desc()))
-        n = type_coerce(up + down - 1, BigInteger)
-        return select(
-            literal(what).label("what"), key.label("key"), n.label("n"), up.label("rank"), met.c.v
-        ).where(*where)
 
-    parts = union_all(
-        ranked("all", met.c.r),  # 0 first responses, 1 resolutions
-        ranked("day", met.c.day, met.c.r == 0),
-        ranked("agent", met.c.agent, met.c.r == 0, met.c.agent.is_not(None)),
-    ).subquery("ranked")
-    n, rank = parts.c.n, parts.c.rank
-    wanted = select(parts.c.what, parts.c.key, n, rank, parts.c.v).where(
-        rank.in_([(n + 1) // 2, n // 2 + 1, (9 * n + 9) // 10])
+def durations(period: Period) -> Query:
+    """The kept durations of the period's met clocks, one row each (see `_met`), for Python to rank:
+    SQLite hands over tens of thousands of integers faster than it ranks them with window functions."""
+    return _met(period)  # type: ignore[no-any-return]
+
+
+def measures(period: Period) -> Query:
+    """The values a report's spreads are made of (durations in microseconds), ranked by PostgreSQL: one
+    row per spread, (what, key, n, low, high, ninetieth) for first responses ('all', 0), resolutions
+    ('all', 1), first responses per day ('day', day) and per assignee ('agent', agent): n durations and
+    the values at the ranks `bot.reports.ranks` names, picked from each spread's values sorted into an
+    array. And ('missing', 0, clocks without a kept duration, NULL, NULL, NULL)."""
+    met = _met(period).cte("met")
+    spreads = (
+        ("all", met.c.r, ()),  # r: 0 first responses, 1 resolutions
+        ("day", met.c.day, (met.c.r == 0,)),
+        ("agent", met.c.agent, (met.c.r == 0, met.c.agent.is_not(None))),
     )
+    picked = []
+    for what, key, where in spreads:
+        values = select(
+            key.label("key"),
+            func.count().label("n"),
+            array_agg(aggregate_order_by(met.c.v, met.c.v)).label("values"),
+        )
+        inner = values.where(*where).group_by(key).subquery()
+        n, found = inner.c.n, inner.c["values"]
+        low, high, ninetieth = found[(n + 1) // 2], found[n // 2 + 1], found[(9 * n + 9) // 10]
+        picked.append(select(literal(what), inner.c.key, n, low, high, ninetieth))
+    nothing = literal(None, BigInteger)
     missing = select(
-        literal(MISSING), literal(0), func.count() - func.count(met.c.v), literal(0), literal(0)
+        literal(MISSING), literal(0), func.count() - func.count(met.c.v), nothing, nothing, nothing
     ).select_from(met)
-    return union_all(wanted, missing)  # type: ignore[return-value]
+    return union_all(*picked, missing)  # type: ignore[return-value]
 
 
 def spans(period: Period) -> Query:
@@ -345,13 +356,14 @@ def promises(period: Period) -> Query:
     return _filtered(statement, promise.ticket_number, period)
 
 
-def statements(period: Period) -> list[Query]:
-    """Every statement a tally runs (the benchmark times them alone, as the database's share)."""
+def statements(period: Period, dialect: str = "") -> list[Query]:
+    """Every statement a tally runs on a database of that dialect (the benchmark times them alone, as
+    the database's share)."""
     return [
         opened(period),
         resolved(period),
         sla(period),
-        measures(period),
+        measures(period) if dialect == "postgresql" else durations(period),
         ratings(period),
         responses(period),
         promises(period),
@@ -367,6 +379,8 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
         # PostgreSQL compiles queries it expects to be long to machine code (JIT): over a million tickets
         # that costs a report more (about 100 ms) than it saves. For this transaction only.
         await connection.execute(text("SET LOCAL jit = off"))
+        # Durations are ranked in memory (a month of a busy desk sorts in a few MB, not on disk).
+        await connection.execute(text("SET LOCAL work_mem = '64MB'"))
 
     async def rows(statement: Query) -> Sequence[Any]:
         return (await connection.execute(statement)).all()
@@ -391,7 +405,10 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
         sla_parts[Metric(metric)][1] += count
     first: list[Span] = []
     resolutions: list[Span] = []
-    measured = _measured(await rows(measures(period)), day_count)
+    if bind.dialect.name == "postgresql":
+        measured = _measured(await rows(measures(period)), day_count)
+    else:
+        measured = _ranked(await rows(durations(period)), day_count)
     if measured is None:  # clocks met before their durations were kept: measured in Python
         for is_resolution, queue, agent, resumed, met, seconds, paused, kept in await rows(spans(period)):
             span = Span(queue, agent, resumed, met, seconds * 1_000_000, paused == 1, kept)
@@ -432,25 +449,46 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
     )
 
 
+def _ranked(found: Sequence[Any], day_count: int) -> Measured | None:
+    """The spreads of the rows of `durations`, ranked here; None when a met clock has no kept duration."""
+    first: list[int] = []
+    resolutions: list[int] = []
+    days: list[list[int]] = [[] for _ in range(day_count)]
+    agents: dict[int, list[int]] = defaultdict(list)
+    for r, day, agent, value in found:
+        if value is None:
+            return None
+        if r:
+            resolutions.append(value)
+            continue
+        first.append(value)
+        days[day].append(value)
+        if agent is not None:
+            agents[agent].append(value)
+    return Measured(
+        first_response=spread_of(first),
+        first_response_days=tuple(spread_of(values).median for values in days),
+        first_response_by_agent={agent: spread_of(values) for agent, values in agents.items()},
+        resolution=spread_of(resolutions),
+    )
+
+
 def _measured(found: Sequence[Any], day_count: int) -> Measured | None:
     """The spreads from the rows of `measures`; None when a met clock has no kept duration."""
-    picked: dict[tuple[str, int], tuple[int, dict[int, int]]] = {}
-    for what, key, n, rank, value in found:
-        if what == MISSING:
-            if n:
-                return None
-            continue
-        picked.setdefault((what, key), (n, {}))[1][rank] = value
+    if any(what == MISSING and n for what, _, n, *_ in found):
+        return None
+    spreads = {
+        (what, key): spread_at(n, low, high, ninetieth)
+        for what, key, n, low, high, ninetieth in found
+        if what != MISSING
+    }
 
     def spread(what: str, key: int) -> Spread:
-        if (what, key) not in picked:
-            return Spread(0, None, None)
-        n, values = picked[what, key]
-        return spread_at(n, values[(n + 1) // 2], values[n // 2 + 1], values[(9 * n + 9) // 10])
+        return spreads.get((what, key), Spread(0, None, None))
 
     return Measured(
         first_response=spread("all", 0),
         first_response_days=tuple(spread("day", day).median for day in range(day_count)),
-        first_response_by_agent={key: spread(what, key) for what, key in picked if what == "agent"},
+        first_response_by_agent={key: found for (what, key), found in spreads.items() if what == "agent"},
         resolution=spread("all", 1),
     )
