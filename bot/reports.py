@@ -836,5 +836,6 @@ def chart_png(points: Sequence[DayPoint], title: str, width_px: int = 1200, heig
     figure.subplots_adjust(left=0.08, right=0.92, top=0.9, bottom=0.08, hspace=0.3)
 
     out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=dpi)
+    # The least zlib effort: a tenth of the chart's time saved for a fifth more bytes (about 70 kB).
+    figure.savefig(out, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     return out.getvalue()
