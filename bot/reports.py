@@ -573,6 +573,12 @@ def measure(tally: Tally, hours_for: Callable[[str], BusinessHours]) -> Measured
     )
 
 
+def elapsed(spans: Sequence[Span], hours_for: Callable[[str], BusinessHours]) -> list[int]:
+    """The business time of each span (microseconds), as a report measures it."""
+    measure = _Elapsed(hours_for, spans)
+    return [measure(span) for span in spans]
+
+
 def ranks(n: int) -> tuple[int, int, int]:
     """The 1-based ranks among n sorted values that a Spread is made of: the two middle ones (the same
     one when n is odd) and the p90's (nearest rank, ceil(0.9 n)). Storage that ranks durations itself

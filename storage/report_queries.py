@@ -13,8 +13,10 @@ met) for Python to measure. Otherwise the same SQL runs on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +34,7 @@ from sqlalchemy import (
     text,
     type_coerce,
     union_all,
+    update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -40,10 +43,12 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from bot.domain import ClockState, Metric, PromiseState, Status, SurveyState
-from bot.reports import Measured, Period, Ratio, Span, Spread, Tally, spread_at, spread_of
+from bot.hours import BusinessHours
+from bot.reports import Measured, Period, Ratio, Span, Spread, Tally, elapsed, spread_at, spread_of
 from storage.models import AgentRow, PromiseRow, SlaClockRow, SurveyRow, TicketRow, TimelineRow
 
 _STATUS = "status"
+_MICROSECOND = timedelta(microseconds=1)
 Query = Select[*tuple[Any, ...]]
 """A SELECT of any columns."""
 
@@ -296,22 +301,72 @@ def spans(period: Period) -> Query:
     cycle 1 of the first-response clocks (which never pause) and every resolution clock met in the period,
     and for those whether the ticket was waiting on the customer when it was met (then it was paused)."""
     clock = SlaClockRow
-    resolution = clock.metric == Metric.RESOLUTION.value
-    paused = func.coalesce(_status_before(), "") == Status.WAITING_ON_CUSTOMER.value
     return (
-        select(
-            case((resolution, 1), else_=0),
-            TicketRow.queue,
-            TicketRow.assignee_id,
-            micros(clock.resumed_at),
-            micros(clock.met_at),
-            type_coerce(clock.consumed, Integer),
-            case((resolution, case((paused, 1), else_=0)), else_=0),
-            type_coerce(clock.business, BigInteger),
-        )
+        select(*_span_columns(), type_coerce(clock.business, BigInteger))
         .join(TicketRow, TicketRow.number == clock.ticket_number)
         .where(*_met_clocks(period))
     )
+
+
+def _span_columns() -> list[Any]:
+    """What a met clock's `Span` is made of: (is a resolution, queue, assignee, resumed, met, consumed
+    seconds, met while paused)."""
+    clock = SlaClockRow
+    resolution = clock.metric == Metric.RESOLUTION.value
+    paused = func.coalesce(_status_before(), "") == Status.WAITING_ON_CUSTOMER.value
+    return [
+        case((resolution, 1), else_=0),
+        TicketRow.queue,
+        TicketRow.assignee_id,
+        micros(clock.resumed_at),
+        micros(clock.met_at),
+        type_coerce(clock.consumed, Integer),
+        case((resolution, case((paused, 1), else_=0)), else_=0),
+    ]
+
+
+def _span(
+    is_resolution: int, queue: str, agent: int | None, resumed: int, met: int, seconds: int, paused: int
+) -> Span:
+    return Span(queue, agent, resumed, met, seconds * 1_000_000, paused == 1)
+
+
+async def keep_durations(
+    session: AsyncSession, hours_for: Callable[[str], BusinessHours], batch: int = 2000
+) -> int:
+    """Keep the business time of every met clock a report measures that has none (clocks met before
+    migration 0012): measured as reports measured it, in the hours of its ticket's queue now, and
+    committed batch by batch. Returns how many clocks it measured (`relaydesk db upgrade` runs it)."""
+    clock = SlaClockRow
+    kept = 0
+    after = 0
+    while True:
+        unkept = (
+            select(clock.id, *_span_columns())
+            .join(TicketRow, TicketRow.number == clock.ticket_number)
+            .where(
+                clock.state == ClockState.MET,
+                clock.met_at.is_not(None),
+                clock.metric.in_([Metric.FIRST_RESPONSE, Metric.RESOLUTION]),
+                (clock.metric == Metric.RESOLUTION.value) | (clock.cycle == 1),
+                clock.business.is_(None),
+                clock.id > after,
+            )
+            .order_by(clock.id)
+            .limit(batch)
+        )
+        found = (await session.execute(unkept)).all()
+        if not found:
+            return kept
+        measured = elapsed([_span(*row[1:]) for row in found], hours_for)
+        values = [
+            {"id": row[0], "business": value * _MICROSECOND}
+            for row, value in zip(found, measured, strict=True)
+        ]
+        await session.execute(update(SlaClockRow), values)
+        await session.commit()
+        kept += len(found)
+        after = found[-1][0]
 
 
 def ratings(period: Period) -> Query:
@@ -410,9 +465,9 @@ async def tally(connection: AsyncSession | AsyncConnection, period: Period) -> T
     else:
         measured = _ranked(await rows(durations(period)), day_count)
     if measured is None:  # clocks met before their durations were kept: measured in Python
-        for is_resolution, queue, agent, resumed, met, seconds, paused, kept in await rows(spans(period)):
-            span = Span(queue, agent, resumed, met, seconds * 1_000_000, paused == 1, kept)
-            (resolutions if is_resolution else first).append(span)
+        for *columns, kept in await rows(spans(period)):
+            span = dataclasses.replace(_span(*columns), business=kept)
+            (resolutions if columns[0] else first).append(span)
     csat = [[0, 0] for _ in range(day_count)]
     csat_by_agent: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for day, agent, good, count in await rows(ratings(period)):

@@ -17,6 +17,7 @@ import tomllib
 from datetime import timedelta
 
 from fakes import Delivering, FakeClock, FakeStore, Harness, customer
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_standards import ANA, BEN, BERLIN, DANA, EVE, POLICY_TOML, berlin
 
@@ -25,7 +26,9 @@ from bot.desk import Desk
 from bot.domain import ClockState, Metric, SlaClock
 from bot.policy import Policy
 from bot.reports import Period, ReportData
+from storage import report_queries
 from storage.engine import session_factory
+from storage.models import SlaClockRow
 from storage.uow import SqlUnitOfWork
 
 FOX = customer("Fox Mulder")
@@ -143,3 +146,35 @@ async def test_the_sql_report_over_kept_durations_gives_the_figures_measured_in_
     )[0]
     assert stats.first_response == reports.Spread(3, 45 * M, H)
     assert stats.resolution == reports.Spread(3, 2 * H, 4 * H)
+
+
+async def test_clocks_met_before_durations_were_kept_are_measured_as_the_report_measured_them(
+    engine: AsyncEngine,
+) -> None:
+    """`relaydesk db upgrade` keeps the business time of clocks met before migration 0012 (NULL): the
+    same durations the desk keeps when a clock is met, so reports rank them in SQL from then on."""
+    await a_week_of_tickets(engine)
+    before = await gathered(engine)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await session.execute(update(SlaClockRow).values(business=None))
+        await session.commit()
+    period = Period.of(berlin("2026-03-02 00:00"), berlin("2026-03-10 00:00"), zone=BERLIN)
+    async with SqlUnitOfWork(sessions) as uow:
+        assert (await uow.tickets.report_tally(period)).measured is None, "measured in Python meanwhile"
+    async with sessions() as session:
+        measured = await report_queries.keep_durations(session, HOLIDAY_POLICY.hours_for, batch=2)
+    counted = [
+        c
+        for c in before.clocks
+        if c.state is ClockState.MET
+        and (c.metric is Metric.RESOLUTION or (c.metric is Metric.FIRST_RESPONSE and c.cycle == 1))
+    ]
+    assert measured == len(counted) == 6
+    after = {(c.ticket_number, c.metric, c.cycle): c.business for c in (await gathered(engine)).clocks}
+    for clock in counted:
+        assert after[clock.ticket_number, clock.metric, clock.cycle] == clock.business, clock
+    async with SqlUnitOfWork(sessions) as uow:
+        assert (await uow.tickets.report_tally(period)).measured is not None
+    async with sessions() as session:
+        assert await report_queries.keep_durations(session, HOLIDAY_POLICY.hours_for) == 0

@@ -37,6 +37,7 @@ from bot.domain import (
 )
 from bot.hours import BusinessHours
 from bot.reports import Period, ReportData
+from storage import report_queries
 from storage.engine import session_factory
 from storage.models import (
     AgentRow,
@@ -365,3 +366,24 @@ async def test_a_period_with_a_clock_met_before_durations_were_kept_is_measured_
         tally = await uow.tickets.report_tally(period)
     assert tally.measured is None and tally.first_responses
     assert reports.figures(tally, hours_for) == python_figures(data, period)
+
+
+async def test_durations_kept_afterwards_are_the_ones_the_report_measured(engine: AsyncEngine) -> None:
+    """`keep_durations` (run by `relaydesk db upgrade` for clocks met before migration 0012) keeps what
+    the report measured: events at the very moment a clock was met, waits, reopens, DST and all."""
+    data = random_data(5, tickets=150)
+    await store(engine, data)
+    async with session_factory(engine)() as session:
+        measured = await report_queries.keep_durations(session, hours_for, batch=7)
+    expected = {
+        (c.ticket_number, c.metric, c.cycle): c.business
+        for c in kept(data, 5, ties=False).clocks
+        if c.business is not None
+        and (c.metric is Metric.RESOLUTION or (c.metric is Metric.FIRST_RESPONSE and c.cycle == 1))
+    }
+    assert measured == len(expected) > 50
+    async with SqlUnitOfWork(session_factory(engine)) as uow:
+        found = await uow.clocks.for_tickets([t.number for t in data.tickets if t.number is not None])
+    assert {
+        (c.ticket_number, c.metric, c.cycle): c.business for c in found if c.business is not None
+    } == expected
