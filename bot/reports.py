@@ -41,8 +41,10 @@ should gather every ticket a record refers to. Empty figures are None, never zer
 Counting and arithmetic are apart: a `Tally` holds a period's counts (per local day, for the chart) and
 the met clocks whose business time is measured (`Span`); `figures` turns it into the Stats and the days.
 `tally` counts domain objects gathered in a `ReportData`; storage that can count in SQL (`TallySource`,
-storage/report_queries.py) does, so a month of a busy desk never comes into memory. Both count by the
-definitions above; tests/test_report_queries.py holds them to the same figures.
+storage/report_queries.py) does, so a month of a busy desk never comes into memory. A met clock keeps the
+business time it took (`SlaClock.business`, worked out as above when it is met: bot/standards.py), so
+storage ranks the kept durations itself (`Measured`) rather than handing over every span. Both count by
+the definitions above; tests/test_report_queries.py holds them to the same figures.
 """
 
 from __future__ import annotations
@@ -556,8 +558,8 @@ def figures(tally: Tally, hours_for: Callable[[str], BusinessHours]) -> tuple[St
 
 def measure(tally: Tally, hours_for: Callable[[str], BusinessHours]) -> Measured:
     """The spreads of a tally's spans, each measured in business time of its ticket's queue."""
-    elapsed = _Elapsed(hours_for, (*tally.first_responses, *tally.resolutions))
-    responses = [elapsed(span) for span in tally.first_responses]
+    timed = _Elapsed(hours_for, (*tally.first_responses, *tally.resolutions))
+    responses = [timed(span) for span in tally.first_responses]
     days = [micros(day) for day in tally.period.days]
     response_days: list[list[int]] = [[] for _ in days]
     by_agent: dict[int, list[int]] = defaultdict(list)
@@ -569,14 +571,14 @@ def measure(tally: Tally, hours_for: Callable[[str], BusinessHours]) -> Measured
         first_response=spread_of(responses),
         first_response_days=tuple(spread_of(values).median for values in response_days),
         first_response_by_agent={agent: spread_of(values) for agent, values in by_agent.items()},
-        resolution=spread_of([elapsed(span) for span in tally.resolutions]),
+        resolution=spread_of([timed(span) for span in tally.resolutions]),
     )
 
 
 def elapsed(spans: Sequence[Span], hours_for: Callable[[str], BusinessHours]) -> list[int]:
     """The business time of each span (microseconds), as a report measures it."""
-    measure = _Elapsed(hours_for, spans)
-    return [measure(span) for span in spans]
+    timed = _Elapsed(hours_for, spans)
+    return [timed(span) for span in spans]
 
 
 def ranks(n: int) -> tuple[int, int, int]:

@@ -2,10 +2,11 @@
 
 Reports measured every met clock of a period in business hours, row by row in Python (tens of thousands
 for a month of a busy desk). The desk now keeps that duration on the clock when it is met
-(`bot.standards.business_time`), and a report ranks the stored values in SQL. Clocks met before this
-migration keep NULL: business hours live in the policy, not the database, so they are not worked out
-here; a report whose period holds such a clock measures its clocks in Python as before
-(storage/report_queries.py). The met-clock index gains the columns a report reads, so it reads no rows.
+(`bot.standards.business_time`), and a report ranks the kept values (storage/report_queries.py). Clocks
+met before this migration keep NULL here: business hours live in the policy, not the database, so
+`relaydesk db upgrade` measures them after migrating (`report_queries.keep_durations`), and until then a
+report whose period holds such a clock measures its clocks in Python as before. The met-clock index gains
+the columns a report reads, so it reads no clock's row.
 
 Revision ID: 0012
 Revises: 0011
