@@ -19,6 +19,7 @@ from bot.policy import Policy, load_policy
 from bot.ports import UnitOfWork
 from storage.engine import create_engine, session_factory
 from storage.migrate import upgrade
+from storage.report_queries import keep_durations
 from storage.uow import SqlUnitOfWork
 
 
@@ -64,14 +65,19 @@ async def build(settings: Settings, clock: Clock) -> Runtime:
     return Runtime(settings, policy, engine, desk, uow_factory)
 
 
-async def migrate(settings: Settings) -> str:
-    """`relaydesk db upgrade`: bring the database to the newest schema; returns where it went."""
+async def migrate(settings: Settings) -> tuple[str, int]:
+    """`relaydesk db upgrade`: bring the database to the newest schema, and keep the business time of
+    met clocks that have none (met before migration 0012: reports measure those one by one, slowly);
+    returns where it went and how many clocks it measured."""
+    policy = load_policy(settings.policy_path)
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
+        async with session_factory(engine)() as session:
+            measured = await keep_durations(session, policy.hours_for)
     except (DBAPIError, OSError) as error:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         raise StartupError(f"DATABASE_URL: cannot open the database at {where}: {error}") from error
     finally:
         await engine.dispose()
-    return make_url(settings.database_url).render_as_string(hide_password=True)
+    return make_url(settings.database_url).render_as_string(hide_password=True), measured

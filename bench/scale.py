@@ -406,11 +406,14 @@ def clocks_sql(shape: Shape, sql: Sql) -> str:
         f"CASE WHEN met > due THEN due WHEN met IS NULL AND paused = 0 AND due < {shape.now - 60} "
         "THEN due END"
     )
+    # The business time a met clock kept (microseconds): a third of the wall time since it resumed (the
+    # desk's hours are about a third of the week), after what it consumed before.
+    business = "CASE WHEN met IS NOT NULL THEN (consumed + (met - resumed) / 3) * 1000000 END"
     return f"""INSERT INTO sla_clocks (ticket_number, metric, cycle, target, started_at, resumed_at, due_at,
             state,
-            consumed, met_at, breached_at)
+            consumed, met_at, breached_at, business)
         SELECT n, metric, cycle, target, {ts("started")}, {ts("resumed")}, {ts("due")}, {state}, consumed,
-            {ts("met")}, {ts(breached)}
+            {ts("met")}, {ts(breached)}, {business}
         FROM ({" UNION ALL ".join(parts)}) AS c"""
 
 
@@ -643,7 +646,7 @@ async def measure_desk(
         )
         end = now + timedelta(seconds=1)
         start = end - timedelta(days=30)
-        raw_report = report_statements(start, end, now)
+        raw_report = report_statements(start, end, now, engine.dialect.name)
         emit(
             Row(
                 "/ticket stats 30d (with chart)",
@@ -664,11 +667,11 @@ async def measure_desk(
         await engine.dispose()
 
 
-def report_statements(start: datetime, end: datetime, now: datetime) -> list[Executable]:
+def report_statements(start: datetime, end: datetime, now: datetime, dialect: str) -> list[Executable]:
     """The SQL a report of the period runs (storage/report_queries.py): the database's share of it."""
     policy = load_policy()
     zone = policy.hours_for(policy.default_queue).zone
-    return list(report_queries.statements(Period.of(start, end, now=now, zone=zone)))
+    return list(report_queries.statements(Period.of(start, end, now=now, zone=zone), dialect))
 
 
 # --- a bot process: start-up and idle memory -----------------------------------------------------------

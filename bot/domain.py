@@ -302,7 +302,9 @@ class SlaClock:
 
     The target is copied from the policy when the clock starts, so a later policy change does not
     rewrite history. `consumed` is the business time used before the last pause; while running, the
-    clock falls due at `due_at` (UTC). `breached_at` is set once the target is missed.
+    clock falls due at `due_at` (UTC). `breached_at` is set once the target is missed. `business` is the
+    business time the clock took, set when it is met (see `bot.standards.business_time`), so reports
+    add up stored durations instead of working out each; None for a clock met before it was kept.
     """
 
     ticket_number: int
@@ -316,6 +318,7 @@ class SlaClock:
     consumed: timedelta = timedelta(0)
     met_at: datetime | None = None
     breached_at: datetime | None = None
+    business: timedelta | None = None
     id: int | None = None
 
     @property

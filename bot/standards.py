@@ -32,6 +32,17 @@ BREACH = "sla_breach"
 PAUSED_WHILE_WAITING = (Metric.RESOLUTION, Metric.UPDATE)
 
 
+def business_time(hours: BusinessHours, clock: SlaClock, met_at: datetime) -> timedelta:
+    """The business time a clock took, as it is being met at `met_at`: what it consumed before its last
+    pause, in whole seconds as stored (`consumed`), plus the open time since it resumed, unless it is
+    met while paused (waiting on the customer: that time was counted when it paused). The duration a
+    report measures (bot/reports.py), kept on the clock so reports need not work it out again."""
+    consumed = timedelta(seconds=int(clock.consumed.total_seconds()))
+    if clock.state is ClockState.PAUSED:
+        return consumed
+    return consumed + hours.between(clock.resumed_at, met_at)
+
+
 def target_of(targets: Targets, metric: Metric) -> timedelta:
     return {
         Metric.FIRST_RESPONSE: targets.first_response,
@@ -93,7 +104,7 @@ class Standards:
         clocks = await self._clocks(work, ticket)
         for clock in clocks:
             if clock.metric in (Metric.FIRST_RESPONSE, Metric.NEXT_REPLY) and clock.running:
-                self._meet(work, clock)
+                self._meet(work, ticket, clock)
         await self.on_customer_updated(work, ticket, clocks)
 
     async def on_customer_updated(
@@ -107,7 +118,7 @@ class Standards:
         clocks = clocks if clocks is not None else await self._clocks(work, ticket)
         for clock in clocks:
             if clock.metric is Metric.UPDATE and clock.state in (ClockState.RUNNING, ClockState.PAUSED):
-                self._meet(work, clock)
+                self._meet(work, ticket, clock)
         if ticket.status not in (Status.RESOLVED, Status.CLOSED):
             state = ClockState.PAUSED if ticket.status is Status.WAITING_ON_CUSTOMER else ClockState.RUNNING
             await self._start(work, ticket, Metric.UPDATE, clocks, state=state, target=next_in)
@@ -135,7 +146,7 @@ class Standards:
                     ClockState.RUNNING,
                     ClockState.PAUSED,
                 ):
-                    self._meet(work, clock)
+                    self._meet(work, ticket, clock)
                 elif clock.state in (ClockState.RUNNING, ClockState.PAUSED):
                     clock.state = ClockState.CANCELLED
         elif old is Status.RESOLVED and new is Status.OPEN:
@@ -189,9 +200,10 @@ class Standards:
             await self._plan(work, ticket, clock)
         return clock
 
-    def _meet(self, work: Work, clock: SlaClock) -> None:
+    def _meet(self, work: Work, ticket: Ticket, clock: SlaClock) -> None:
         if clock.running and work.now > clock.due_at and clock.breached_at is None:
             clock.breached_at = work.now  # met, but late
+        clock.business = business_time(self.hours(ticket), clock, work.now)
         clock.state = ClockState.MET
         clock.met_at = work.now
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -69,6 +70,23 @@ class Seconds(TypeDecorator[timedelta]):
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> timedelta | None:
         return None if value is None else timedelta(seconds=value)
+
+
+class Micros(TypeDecorator[timedelta]):
+    """A duration as whole microseconds: exact for business time measured between stored moments, and
+    summed or ranked by the database as a plain integer."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: timedelta | None, dialect: Dialect) -> int | None:
+        return None if value is None else value // _MICROSECOND
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> timedelta | None:
+        return None if value is None else value * _MICROSECOND
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _enum(cls: type[StrEnum]) -> Enum:
@@ -269,7 +287,16 @@ class SlaClockRow(Base):
     __tablename__ = "sla_clocks"
     __table_args__ = (
         UniqueConstraint("ticket_number", "metric", "cycle", name="uq_sla_clocks_ticket_metric_cycle"),
-        Index("ix_sla_clocks_met", "state", "met_at", "metric", "breached_at"),
+        Index(
+            "ix_sla_clocks_met",
+            "state",
+            "met_at",
+            "metric",
+            "breached_at",
+            "cycle",
+            "business",
+            "ticket_number",
+        ),
         Index("ix_sla_clocks_state_due", "state", "due_at"),
         Index("ix_sla_clocks_breached", "breached_at"),
     )
@@ -286,6 +313,8 @@ class SlaClockRow(Base):
     consumed: Mapped[timedelta] = mapped_column(Seconds)
     met_at: Mapped[datetime | None]
     breached_at: Mapped[datetime | None]
+    business: Mapped[timedelta | None] = mapped_column(Micros)
+    """The business time the clock took, kept when it was met (migration 0012); None before."""
 
 
 class PromiseRow(Base):

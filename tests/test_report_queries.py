@@ -37,6 +37,7 @@ from bot.domain import (
 )
 from bot.hours import BusinessHours
 from bot.reports import Period, ReportData
+from storage import report_queries
 from storage.engine import session_factory
 from storage.models import (
     AgentRow,
@@ -301,3 +302,88 @@ def test_spans_measured_with_running_totals_match_the_walk(monkeypatch: pytest.M
     walked = python_figures(data, period)
     monkeypatch.setattr(reports._Elapsed, "TABLE_FROM", 1)
     assert python_figures(data, period) == walked
+
+
+# --- durations kept on the clocks, ranked by the database ---------------------------------------------------
+
+
+def kept(data: ReportData, seed: int, ties: bool) -> ReportData:
+    """The records with each met clock keeping the duration the report measures from the clock and the
+    timeline (as the desk keeps it when the clock is met); with `ties`, most replaced by one of four
+    values, so the database ranks many equal ones."""
+    rng = random.Random(seed)
+    view = reports._View(data, None, None)
+    clocks = []
+    for clock in data.clocks:
+        span = view.span(clock) if clock.state is ClockState.MET else None
+        if span is not None:
+            value = reports._Elapsed(hours_for, [span])(span) * timedelta(microseconds=1)
+            if ties and rng.random() < 0.7:
+                value = rng.choice([0, 1, 2, 8]) * timedelta(hours=1)
+            clock = dataclasses.replace(clock, business=value)
+        clocks.append(clock)
+    return dataclasses.replace(data, clocks=clocks)
+
+
+PERIODS = (
+    (BASE + timedelta(days=5, hours=3), BASE + timedelta(days=12, hours=5, seconds=1), BERLIN),
+    (BASE - timedelta(days=3), BASE + timedelta(days=27), NEW_YORK),
+    (BASE, BASE, BERLIN),
+)
+
+
+@pytest.mark.parametrize(("seed", "ties"), [(1, False), (2, True)])
+async def test_kept_durations_are_ranked_by_the_database_as_python_ranks_them(
+    engine: AsyncEngine, seed: int, ties: bool
+) -> None:
+    measured = random_data(seed, tickets=200)
+    data = kept(measured, seed, ties)
+    await store(engine, data)
+    now = BASE + timedelta(days=12, hours=5)
+    for start, end, zone in PERIODS:
+        for queue, agent_id in FILTERS:
+            period = Period.of(start, end, now=now, queue=queue, agent_id=agent_id, zone=zone)
+            async with SqlUnitOfWork(session_factory(engine)) as uow:
+                tally = await uow.tickets.report_tally(period)
+            assert tally.measured is not None and not tally.first_responses and not tally.resolutions
+            figures = reports.figures(tally, hours_for)
+            assert figures == python_figures(data, period), period
+            if not ties:  # the kept durations are the ones the report measured
+                assert figures == python_figures(measured, period), period
+
+
+async def test_a_period_with_a_clock_met_before_durations_were_kept_is_measured_in_python(
+    engine: AsyncEngine,
+) -> None:
+    data = kept(random_data(4), 4, ties=False)
+    met = [i for i, c in enumerate(data.clocks) if c.metric is Metric.RESOLUTION and c.business is not None]
+    clocks = list(data.clocks)
+    clocks[met[len(met) // 2]] = dataclasses.replace(clocks[met[len(met) // 2]], business=None)
+    data = dataclasses.replace(data, clocks=clocks)
+    await store(engine, data)
+    period = Period.of(BASE - timedelta(days=10), BASE + timedelta(days=40), zone=BERLIN)
+    async with SqlUnitOfWork(session_factory(engine)) as uow:
+        tally = await uow.tickets.report_tally(period)
+    assert tally.measured is None and tally.first_responses
+    assert reports.figures(tally, hours_for) == python_figures(data, period)
+
+
+async def test_durations_kept_afterwards_are_the_ones_the_report_measured(engine: AsyncEngine) -> None:
+    """`keep_durations` (run by `relaydesk db upgrade` for clocks met before migration 0012) keeps what
+    the report measured: events at the very moment a clock was met, waits, reopens, DST and all."""
+    data = random_data(5, tickets=150)
+    await store(engine, data)
+    async with session_factory(engine)() as session:
+        measured = await report_queries.keep_durations(session, hours_for, batch=7)
+    expected = {
+        (c.ticket_number, c.metric, c.cycle): c.business
+        for c in kept(data, 5, ties=False).clocks
+        if c.business is not None
+        and (c.metric is Metric.RESOLUTION or (c.metric is Metric.FIRST_RESPONSE and c.cycle == 1))
+    }
+    assert measured == len(expected) > 50
+    async with SqlUnitOfWork(session_factory(engine)) as uow:
+        found = await uow.clocks.for_tickets([t.number for t in data.tickets if t.number is not None])
+    assert {
+        (c.ticket_number, c.metric, c.cycle): c.business for c in found if c.business is not None
+    } == expected
