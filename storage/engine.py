@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from storage import sqlite_driver
 
@@ -73,8 +75,31 @@ def turn(engine: AsyncEngine) -> asyncio.Lock | None:
     return locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
+CONNECTION = "connection"
+"""Where a session keeps its transaction's connection for Core statements (see `connection`)."""
+
+
+class UnitOfWorkSession(Session):
+    """A session whose transaction's connection is looked up once (`connection`), not per statement."""
+
+
+@event.listens_for(UnitOfWorkSession, "after_transaction_end")
+def _forget_connection(session: Session, _transaction: Any) -> None:
+    session.info.pop(CONNECTION, None)
+
+
+async def connection(session: AsyncSession) -> AsyncConnection:
+    """The connection of the session's transaction (begun if need be), kept until the transaction ends."""
+    found = session.info.get(CONNECTION)
+    if found is None:
+        found = session.info[CONNECTION] = await session.connection()
+    return found  # type: ignore[no-any-return]
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=UnitOfWorkSession
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -46,6 +46,7 @@ from bot.messages import InternalText
 from bot.ports import Conflict
 from bot.reports import Period, Tally
 from storage import report_queries
+from storage.engine import connection
 from storage.models import (
     AgentRow,
     AnchorRow,
@@ -149,13 +150,24 @@ async def _execute(session: AsyncSession, statement: Any, params: dict[str, Any]
         raise Conflict(str(error.orig)) from error
 
 
+async def _core(session: AsyncSession, statement: Any, params: Any = None) -> Any:
+    """A Core statement (of plain columns, no mapped classes) on the session's connection: the session's
+    ORM execution path cost more than the statement. A row lock that deadlocked is a Conflict."""
+    try:
+        return await (await connection(session)).execute(statement, params)
+    except DBAPIError as error:
+        if not is_lost_race(error):
+            raise
+        raise Conflict(str(error.orig)) from error
+
+
 async def _insert_row(
     session: AsyncSession, table: Table, values: dict[str, Any], statement: Any = None
 ) -> Any:
     """Insert one row with Core (`statement`: the INSERT, when it returns something), a broken uniqueness
     rule being a lost race, as with the ORM's flush."""
     try:
-        return await session.execute(_INSERTS[table] if statement is None else statement, values)
+        return await _core(session, _INSERTS[table] if statement is None else statement, values)
     except IntegrityError as error:
         if not is_unique_violation(error):
             raise
@@ -253,17 +265,17 @@ class _Tracked(Generic[D, R]):
     async def _first(self, statement: Any, **params: Any) -> D | None:
         """The first row of a statement built once (with its limit, of this repository's columns)."""
         await self._settle()
-        return self._load((await _execute(self.session, statement, params)).first())
+        return self._load((await _core(self.session, statement, params)).first())
 
     async def _all(self, statement: Any, **params: Any) -> list[D]:
         """Every row of a statement built once, of this repository's columns."""
         await self._settle()
-        rows = (await _execute(self.session, statement, params)).all()
+        rows = (await _core(self.session, statement, params)).all()
         return [obj for obj in map(self._load, rows) if obj is not None]
 
     async def _rows(self, statement: Any) -> Any:
         """A SELECT of this repository's rows (written against the mapped class) as plain rows."""
-        return await _execute(self.session, statement.with_only_columns(*self._columns))
+        return await _core(self.session, statement.with_only_columns(*self._columns))
 
     async def _settle(self) -> None:
         """Write this unit of work's changes so far to the database before asking it anything, so a
@@ -289,7 +301,7 @@ class _Tracked(Generic[D, R]):
             if version is not None:
                 params["version_"] = stored[version]
                 params[f"new_{version}"] = changes[version] = stored[version] + 1
-            result = await _execute(self.session, self._update_of(tuple(changes)), params)
+            result = await _core(self.session, self._update_of(tuple(changes)), params)
             if version is not None and result.rowcount != 1:
                 raise Conflict(f"{table.name} {stored[self.key]} was changed by someone else")
             stored.update(changes)
@@ -338,7 +350,7 @@ class SqlCustomers(_Tracked[Customer, CustomerRow]):
         await self._settle()
         statement = _CUSTOMER_BY_IDENTITY_LOCKED if lock else _CUSTOMER_BY_IDENTITY
         params = {"platform": platform, "external_id": external_id}
-        found = (await _execute(self.session, statement, params)).first()
+        found = (await _core(self.session, statement, params)).first()
         if found is None:
             return None
         values = found._mapping
@@ -525,7 +537,8 @@ class SqlTickets(_Tracked[Ticket, TicketRow]):
     async def count_for_customer(self, customer_id: int, before: int | None = None) -> int:
         await self._settle()
         if before is None:
-            return int(await self.session.scalar(_TICKETS_OF_CUSTOMER, {"customer_id": customer_id}) or 0)
+            found = await _core(self.session, _TICKETS_OF_CUSTOMER, {"customer_id": customer_id})
+            return int(found.scalar() or 0)
         statement = select(func.count()).select_from(TicketRow).where(TicketRow.customer_id == customer_id)
         return int(await self.session.scalar(statement.where(TicketRow.number < before)) or 0)
 
@@ -617,8 +630,8 @@ class SqlEntries:
 
     async def seen(self, platform: str, external_id: str) -> bool:
         await flush(self.session)
-        found = await self.session.scalar(_ENTRY_SEEN, {"platform": platform, "external_id": external_id})
-        return found is not None
+        found = await _core(self.session, _ENTRY_SEEN, {"platform": platform, "external_id": external_id})
+        return found.first() is not None
 
     async def for_ticket(self, number: int) -> list[Entry]:
         await flush(self.session)
@@ -706,7 +719,7 @@ class SqlAnchors:
         return _anchor(row) if row else None
 
     async def for_ticket(self, number: int, platform: str) -> Anchor | None:
-        found = await self.session.execute(_ANCHOR_OF_TICKET, {"number": number, "platform": platform})
+        found = await _core(self.session, _ANCHOR_OF_TICKET, {"number": number, "platform": platform})
         row = found.first()
         return _anchor(row) if row else None
 
@@ -1033,7 +1046,7 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
             for d in deliveries
         ]
         await flush(self.session)
-        ids = (await self.session.execute(_DELIVERIES_INSERT, rows)).scalars().all()
+        ids = (await _core(self.session, _DELIVERIES_INSERT, rows)).scalars().all()
         for delivery, values, delivery_id in zip(deliveries, rows, ids, strict=True):
             delivery.id = values["id"] = delivery_id
             self._seen[delivery_id] = (delivery, values)
@@ -1044,7 +1057,7 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
 
     async def mark_sent(self, ids: list[int], moment: datetime) -> None:
         for chunk in _chunks(ids):
-            await self.session.execute(_MARK_SENT, {"ids": chunk, "moment": moment})
+            await _core(self.session, _MARK_SENT, {"ids": chunk, "moment": moment})
 
     async def hold(self, ids: list[int], until: datetime) -> None:
         for chunk in _chunks(ids):
