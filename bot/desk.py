@@ -1470,7 +1470,7 @@ class Desk:
     ) -> None:
         """The handoff packet, from our records, within the budget of the platform it goes to."""
         assert ticket.number is not None
-        entries = await work.uow.entries.for_ticket(ticket.number)
+        entries = await work.uow.entries.lines_for_ticket(ticket.number)
         events = await work.uow.timeline.for_ticket(ticket.number)
         assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
         profile = await self._profile_view(work, customer, exclude=ticket.number)
@@ -1484,7 +1484,8 @@ class Desk:
             self.policy.is_courtesy,
             heading,
         )
-        scores = [e.mood for e in entries if e.kind is EntryKind.CUSTOMER and e.mood is not None]
+        customer_kind = EntryKind.CUSTOMER
+        scores = [e.mood for e in entries if e.kind is customer_kind and e.mood is not None]
         mood = trend(scores, upset_below=self.policy.complaints.upset_below)
         if mood and any(e.action == "upset" for e in events):
             mood += " · flagged upset"

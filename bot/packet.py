@@ -24,6 +24,7 @@ from bot.domain import (
     Customer,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Incentive,
     ProfileNote,
@@ -107,9 +108,9 @@ class Said:
     first: bool = False
 
 
-@dataclass(frozen=True)
-class Step:
-    """Something done or said by staff: a public reply, an internal note, a status or priority change."""
+class Step(NamedTuple):
+    """Something done or said by staff: a public reply, an internal note, a status or priority change.
+    (A named tuple: a long ticket has thousands.)"""
 
     at: datetime
     who: str
@@ -197,40 +198,52 @@ def build(
     ticket: Ticket,
     owner: str | None,
     profile: ProfileView,
-    entries: Sequence[Entry],
+    entries: Sequence[Entry] | Sequence[EntryLine],
     events: Sequence[TimelineEvent],
     finder: FactFinder,
     is_courtesy: Callable[[str], bool],
     heading: str | None = None,
 ) -> HandoffPacket:
-    """Pick out of a ticket's record what the next owner needs."""
-    public = [e for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
-    # Each message is read once for both uses below, and remembered (a long ticket has thousands).
+    """Pick out of a ticket's record what the next owner needs. `entries` in order: as `Entry`s, or as the
+    `EntryLine`s a repository gives for packets (light, for the thousands of a long ticket)."""
+    # Each message is read once (facts, words) for both uses below, and remembered (a long ticket has
+    # thousands); one pass, in order, over what was said in public, the customer's words among it.
     read = _reader(finder)
-    said = [(e, read(e.body)) for e in public if isinstance(e.body, str)]
+    customer, reply, note = EntryKind.CUSTOMER, EntryKind.REPLY, EntryKind.NOTE
     problem: list[Said] = []
     seen_facts: set[tuple[str, str]] = set()
     seen_words: set[str] = set()
-    customer_words = [(e, found) for e, found in said if e.kind is EntryKind.CUSTOMER]
-    for index, (entry, (_, found, words)) in enumerate(customer_words):
-        assert isinstance(entry.body, str)
-        new_facts, new_words = len(found - seen_facts), len(words - seen_words)
+    merged: dict[tuple[str, str], Fact] = {}  # as finder.find over all of them: first mention first
+    first = True
+    for entry in entries:
+        kind, body = entry.kind, entry.body
+        if (kind is not customer and kind is not reply) or not isinstance(body, str):
+            continue
+        in_entry, found, words = read(body)
+        if not merged.keys() >= found:
+            for fact in in_entry:
+                merged.setdefault((fact.kind, fact.value.lower()), fact)
+        if kind is not customer:
+            continue
+        new_facts = 0 if found <= seen_facts else len(found - seen_facts)
+        new_words = 0 if words <= seen_words else len(words - seen_words)
         seen_facts |= found
         seen_words |= words
-        first = index == 0
         informative = new_facts > 0 or new_words >= NEW_WORDS_TO_COUNT
-        if first or (informative and not is_courtesy(entry.body)):
-            problem.append(Said(entry.created_at, entry.author_name, entry.body, new_facts, new_words, first))
-    merged: dict[tuple[str, str], Fact] = {}  # as finder.find over all of them: first mention first
-    for _, (in_entry, _, _) in said:
-        for fact in in_entry:
-            merged.setdefault((fact.kind, fact.value.lower()), fact)
+        if first or (informative and not is_courtesy(body)):
+            problem.append(Said(entry.created_at, entry.author_name, body, new_facts, new_words, first))
+        first = False
     facts = list(merged.values())
-    tried = [_step(e) for e in entries if e.kind in (EntryKind.REPLY, EntryKind.NOTE)]
+    tried = [
+        Step(e.created_at, e.author_name, "note" if e.kind is note else "reply", e.body)
+        for e in entries
+        if e.kind is reply or e.kind is note
+    ]
     tried += [step for step in map(_event_step, events) if step is not None]
     tried.sort(key=lambda s: s.at)
     handoffs = tuple(h for h in map(_handoff, events) if h is not None)
-    spoken = sum(1 for e in entries if e.kind is not EntryKind.BOT)
+    bot = EntryKind.BOT
+    spoken = sum(1 for e in entries if e.kind is not bot)
     return HandoffPacket(
         ticket=ticket,
         owner=owner,
@@ -443,10 +456,14 @@ def _items(packet: HandoffPacket) -> list[_Choice]:
         score = 95.0 if said.first else 50 + 8 * said.new_facts + min(said.new_words, 12) - recent
         later(_PROBLEM, said.at, score, _said_parts, said, stamp)
     last = len(packet.tried) - 1
-    for index, step in enumerate(packet.tried):
-        base = {"note": 60, "reply": 45}.get(step.kind, 25)
-        least = stamp + (len(step.who) if "<" not in step.who else 0)
-        later(_TRIED, step.at, base - min(last - index, 20), _step_parts, step, least)
+    bases = {"note": 60, "reply": 45}
+    for index, step in enumerate(packet.tried):  # `later` written out: a long ticket has thousands
+        count += 1
+        score = bases.get(step.kind, 25) - min(last - index, 20)
+        at = step.at
+        items.append(
+            _Choice(-score, -at.timestamp(), -count, _TRIED, at, _step_parts, step, stamp + _step_least(step))
+        )
     for index, handoff in enumerate(reversed(packet.handoffs)):
         later(_HANDOFFS, handoff.at, 40 - index, _handoff_parts, handoff, stamp)
     return items
@@ -469,6 +486,21 @@ def _step_parts(step: Step) -> Parts:
     return [head + ": " + step.text]
 
 
+def _step_least(step: Step) -> int:
+    """The fewest characters `_step_parts` makes of a step beyond its stamp, so that one that cannot fit
+    is never made: its text as made, when no mention defusing can shorten it (each starts with '<')."""
+    if "<" in step.who:
+        return 0
+    text = step.text
+    if isinstance(text, InternalText):
+        return len(step.who) + (len(" (note): ") + len(_quote(text.hidden)) if "<" not in text.hidden else 0)
+    if "<" in text:
+        return len(step.who)
+    if step.kind == "reply":
+        return len(step.who) + len(" replied: ") + len(_quote(text))
+    return len(step.who) + len(": ") + len(text)
+
+
 def _handoff_parts(handoff: Handoff) -> Parts:
     return ["\n" + _handoff_line(handoff)]
 
@@ -476,11 +508,6 @@ def _handoff_parts(handoff: Handoff) -> Parts:
 def _shortest_when() -> int:
     """The fewest characters `_when` writes (month names differ in length in some languages)."""
     return min(len(_when(datetime(2001, month, 10, 10, 10))) for month in range(1, 13))
-
-
-def _step(entry: Entry) -> Step:
-    kind = "note" if entry.kind is EntryKind.NOTE else "reply"
-    return Step(entry.created_at, entry.author_name, kind, entry.body)
 
 
 def _event_step(event: TimelineEvent) -> Step | None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, case, delete, func, or_, select, true, update
+from sqlalchemy import Table, case, delete, func, or_, select, true, type_coerce, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import NullType
 
 from bot.domain import (
     WORKABLE_STATUSES,
@@ -28,6 +29,7 @@ from bot.domain import (
     DeliveryState,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Incentive,
     Priority,
@@ -498,6 +500,26 @@ class SqlEntries:
         )
         return [_entry(row) for row in rows]
 
+    async def lines_for_ticket(self, number: int) -> list[EntryLine]:
+        await flush(self.session)
+        # The driver's own values (no type's processing per row: a long ticket has thousands), made
+        # what the column types would make of them: an aware UTC moment, a kind, a note's InternalText.
+        raw = [type_coerce(column, NullType()) for column in _LINE_COLUMNS]
+        rows = await self.session.execute(
+            select(*raw)
+            .where(EntryRow.ticket_number == number, EntryRow.kind != EntryKind.BOT)
+            .order_by(EntryRow.id)
+        )
+        kinds, note = _KINDS, EntryKind.NOTE
+        lines = []
+        for kind_value, author, body, at, mood in cast(list[tuple[Any, ...]], rows.all()):
+            kind = kinds[kind_value]
+            if isinstance(at, str):  # SQLite: as its DateTime type reads it back, a naive UTC moment
+                at = datetime.fromisoformat(at)
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            lines.append(EntryLine(kind, author, InternalText(body) if kind is note else body, at, mood))
+        return lines
+
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await flush(self.session)
         found = await _scalars(
@@ -533,6 +555,10 @@ _ENTRY_COLUMNS = (
     EntryRow.external_id,
     EntryRow.mood,
 )
+
+
+_LINE_COLUMNS = (EntryRow.kind, EntryRow.author_name, EntryRow.body, EntryRow.created_at, EntryRow.mood)
+_KINDS = {kind.value: kind for kind in EntryKind}
 
 
 def _entry(row: Any) -> Entry:

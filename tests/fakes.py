@@ -37,6 +37,7 @@ from bot.domain import (
     DeliveryState,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Incentive,
     Priority,
@@ -440,6 +441,13 @@ class FakeEntries(_Repository):
     async def for_ticket(self, number: int) -> list[Entry]:
         await _pause()
         return [dataclasses.replace(e) for _, e in sorted(self.rows.items()) if e.ticket_number == number]
+
+    async def lines_for_ticket(self, number: int) -> list[EntryLine]:
+        return [
+            EntryLine(e.kind, e.author_name, e.body, e.created_at, e.mood)
+            for e in await self.for_ticket(number)
+            if e.kind is not EntryKind.BOT
+        ]
 
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await _pause()

@@ -27,6 +27,7 @@ from bot.domain import (
     Customer,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Priority,
     Role,
@@ -348,6 +349,57 @@ async def test_entries_round_trip_and_notes_come_back_as_internal_text(uow_facto
     assert note.body.hidden == "VIP; check Stripe first"
     with pytest.raises(TypeError):
         str(note.body)
+
+
+async def test_entry_lines_for_packets_are_the_entries_but_the_bots_as_read_back(
+    uow_factory: UowFactory,
+) -> None:
+    """The light lines a packet reads are what `for_ticket` gives (kinds, authors, bodies, aware UTC
+    moments, moods), the bot's own messages left out, in order."""
+    (number,) = await seed_tickets(uow_factory, {})
+    east = timezone(timedelta(hours=5, minutes=30))
+    written = [
+        Entry(
+            number, EntryKind.CUSTOMER, "Cleo Park", "It charged me twice", at(0), "slack", "m-1", mood=-0.5
+        ),
+        Entry(number, EntryKind.BOT, "Relaydesk", "Hi Cleo, I've opened ticket #1", at(0)),
+        Entry(
+            number,
+            EntryKind.NOTE,
+            "Ana Lima",
+            InternalText("VIP; check Stripe first"),
+            at(1).astimezone(east),
+        ),
+        Entry(number, EntryKind.REPLY, "Ana Lima", "Refund issued.", at(2) + timedelta(microseconds=123456)),
+        Entry(number, EntryKind.CUSTOMER, "Cleo Park", "Thanks!", at(3) + timedelta(microseconds=7)),
+    ]
+    async with uow_factory() as uow:
+        for entry in written:
+            await uow.entries.add(entry)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        entries = await uow.entries.for_ticket(number)
+        lines = await uow.entries.lines_for_ticket(number)
+        assert await uow.entries.lines_for_ticket(number + 1) == []
+
+    expected = [
+        EntryLine(e.kind, e.author_name, e.body, e.created_at, e.mood)
+        for e in entries
+        if e.kind is not EntryKind.BOT
+    ]
+    assert lines == expected
+    assert [line.kind for line in lines] == [
+        EntryKind.CUSTOMER,
+        EntryKind.NOTE,
+        EntryKind.REPLY,
+        EntryKind.CUSTOMER,
+    ]
+    assert all(type(line.kind) is EntryKind for line in lines)
+    for line, want in zip(lines, [written[0], *written[2:]], strict=True):
+        assert_aware_utc(line.created_at, want.created_at)
+    assert isinstance(lines[1].body, InternalText)
+    assert lines[1].body.hidden == "VIP; check Stripe first"
     for entry in (entries[0], entries[1], entries[3]):
         assert type(entry.body) is str
     assert [entries[0].body, entries[1].body, entries[3].body] == [
