@@ -1469,6 +1469,17 @@ class Desk:
         heading: str | None,
     ) -> None:
         """The handoff packet, from our records, within the budget of the platform it goes to."""
+        with packets.collector_paused():
+            await self._make_packet(work, audience, ticket, customer, heading)
+
+    async def _make_packet(
+        self,
+        work: _Work,
+        audience: ToAgent | ToAgents,
+        ticket: Ticket,
+        customer: Customer,
+        heading: str | None,
+    ) -> None:
         assert ticket.number is not None
         entries = await work.uow.entries.lines_for_ticket(ticket.number)
         events = await work.uow.timeline.for_ticket(ticket.number)

@@ -12,9 +12,11 @@ satisfaction work fill them.
 
 from __future__ import annotations
 
+import gc
 import re
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -219,16 +221,19 @@ def build(
         kind, body = entry.kind, entry.body
         if (kind is not customer and kind is not reply) or not isinstance(body, str):
             continue
-        in_entry, found, words = read(body)
-        if not merged.keys() >= found:
-            for fact in in_entry:
-                merged.setdefault((fact.kind, fact.value.lower()), fact)
+        in_entry, words = read(body)
+        for key, fact in in_entry:
+            if key not in merged:
+                merged[key] = fact
         if kind is not customer:
             continue
-        new_facts = 0 if found <= seen_facts else len(found - seen_facts)
-        new_words = 0 if words <= seen_words else len(words - seen_words)
-        seen_facts |= found
-        seen_words |= words
+        new_facts = new_words = 0
+        if in_entry and not seen_facts.issuperset(key for key, _ in in_entry):
+            new_facts = sum(1 for key, _ in in_entry if key not in seen_facts)
+            seen_facts.update(key for key, _ in in_entry)
+        if not seen_words.issuperset(words):
+            new_words = len(words) - len(seen_words.intersection(words))
+            seen_words.update(words)
         informative = new_facts > 0 or new_words >= NEW_WORDS_TO_COUNT
         if first or (informative and not is_courtesy(body)):
             problem.append(Said(entry.created_at, entry.author_name, body, new_facts, new_words, first))
@@ -255,6 +260,23 @@ def build(
         messages=spoken,
         heading=heading,
     )
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Making a long ticket's packet makes tens of thousands of short-lived objects (a line per entry, a
+    step, a choice), all gone when it is sent. The cyclic collector, counting them, would run many times
+    meanwhile, move them to its oldest generation, and soon make a full pass over the whole heap (tens of
+    milliseconds) for what reference counting frees anyway; so it rests while a packet is made. Only the
+    caller that paused it starts it again, and only if it was running."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def budget_for(platform: str | None, packet_chars: int) -> int:
@@ -597,8 +619,10 @@ def _day(moment: datetime) -> str:
     return moment.strftime("%d %b %Y")
 
 
-Reading = tuple[list[Fact], frozenset[tuple[str, str]], frozenset[str]]
-"""What a message says: its facts in order, their keys, and its telling words."""
+Reading = tuple[tuple[tuple[tuple[str, str], Fact], ...], tuple[str, ...]]
+"""What a message says: its facts in order, each with its key (kind, value in lower case), and its telling
+words, each once. Tuples, which the cyclic collector stops following once they hold only strings: the
+readings of a long ticket's messages live long."""
 _READINGS: weakref.WeakKeyDictionary[FactFinder, dict[str, Reading]] = weakref.WeakKeyDictionary()
 
 
@@ -613,9 +637,8 @@ def _reader(finder: FactFinder) -> Callable[[str], Reading]:
     def read(text: str) -> Reading:
         found = memo.pop(text, None)
         if found is None:
-            facts = finder.find([text])
-            keys = frozenset((f.kind, f.value.lower()) for f in facts)
-            found = facts, keys, frozenset(w.casefold() for w in _WORD.findall(text)) - _COMMON
+            facts = tuple(((f.kind, f.value.lower()), f) for f in finder.find([text]))  # distinct keys
+            found = facts, tuple(frozenset(w.casefold() for w in _WORD.findall(text)) - _COMMON)
             if len(memo) >= READINGS_REMEMBERED:
                 del memo[next(iter(memo))]  # the least recently used
         memo[text] = found

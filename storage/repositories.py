@@ -7,8 +7,10 @@ row within a unit of work) and writes their changes back when the unit of work c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter, methodcaller
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Table, case, delete, func, or_, select, true, type_coerce, update
@@ -502,23 +504,26 @@ class SqlEntries:
 
     async def lines_for_ticket(self, number: int) -> list[EntryLine]:
         await flush(self.session)
-        # The driver's own values (no type's processing per row: a long ticket has thousands), made
-        # what the column types would make of them: an aware UTC moment, a kind, a note's InternalText.
+        # The driver's own values, made column by column what the column types would make of them (an
+        # aware UTC moment, a kind, a note's InternalText): a long ticket has thousands of rows.
         raw = [type_coerce(column, NullType()) for column in _LINE_COLUMNS]
-        rows = await self.session.execute(
+        statement = (
             select(*raw)
             .where(EntryRow.ticket_number == number, EntryRow.kind != EntryKind.BOT)
             .order_by(EntryRow.id)
         )
-        kinds, note = _KINDS, EntryKind.NOTE
-        lines = []
-        for kind_value, author, body, at, mood in cast(list[tuple[Any, ...]], rows.all()):
-            kind = kinds[kind_value]
-            if isinstance(at, str):  # SQLite: as its DateTime type reads it back, a naive UTC moment
-                at = datetime.fromisoformat(at)
-            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-            lines.append(EntryLine(kind, author, InternalText(body) if kind is note else body, at, mood))
-        return lines
+        connection = await self.session.connection()  # Core: none of the ORM's work on a plain select
+        rows = (await connection.execute(statement)).all()
+        if not rows:
+            return []
+        kind_values, authors, bodies, moments, moods = zip(*rows, strict=True)
+        kinds = list(map(_KINDS.__getitem__, kind_values))
+        note = EntryKind.NOTE
+        said = [
+            InternalText(body) if kind is note else body for kind, body in zip(kinds, bodies, strict=True)
+        ]
+        columns = zip(kinds, authors, said, _utc_moments(moments), moods, strict=True)
+        return list(map(tuple.__new__, repeat(EntryLine), columns))
 
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await flush(self.session)
@@ -557,6 +562,28 @@ _ENTRY_COLUMNS = (
 )
 
 
+def _utc_moments(values: Sequence[Any]) -> list[datetime]:
+    """Moments as `UtcDateTime` reads them back: aware, in UTC. SQLite's driver gives the text its
+    DateTime type stores, a naive UTC moment; PostgreSQL's an aware datetime."""
+    if isinstance(values[0], datetime) and None not in map(_tzinfo, values):
+        try:
+            return list(map(_as_utc, values))
+        except (AttributeError, TypeError):
+            pass
+    if isinstance(values[0], str):
+        try:  # each text without an offset of its own: read as UTC in one go
+            return list(map(datetime.fromisoformat, map("{}+00:00".format, values)))
+        except (TypeError, ValueError):
+            pass
+    found = []
+    for value in values:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        found.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+    return found
+
+
+_as_utc = methodcaller("astimezone", UTC)
+_tzinfo = attrgetter("tzinfo")
 _LINE_COLUMNS = (EntryRow.kind, EntryRow.author_name, EntryRow.body, EntryRow.created_at, EntryRow.mood)
 _KINDS = {kind.value: kind for kind in EntryKind}
 
