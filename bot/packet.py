@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from bot.domain import (
@@ -239,13 +240,14 @@ def build(
             problem.append(Said(entry.created_at, entry.author_name, body, new_facts, new_words, first))
         first = False
     facts = list(merged.values())
+    make = tuple.__new__  # Step's own __new__, without its Python frame (a long ticket has thousands)
     tried = [
-        Step(e.created_at, e.author_name, "note" if e.kind is note else "reply", e.body)
+        make(Step, (e.created_at, e.author_name, "note" if e.kind is note else "reply", e.body))
         for e in entries
         if e.kind is reply or e.kind is note
     ]
     tried += [step for step in map(_event_step, events) if step is not None]
-    tried.sort(key=lambda s: s.at)
+    tried.sort(key=itemgetter(0))  # by `at`
     handoffs = tuple(h for h in map(_handoff, events) if h is not None)
     bot = EntryKind.BOT
     spoken = sum(1 for e in entries if e.kind is not bot)
@@ -479,13 +481,23 @@ def _items(packet: HandoffPacket) -> list[_Choice]:
         later(_PROBLEM, said.at, score, _said_parts, said, stamp)
     last = len(packet.tried) - 1
     bases = {"note": 60, "reply": 45}
-    for index, step in enumerate(packet.tried):  # `later` written out: a long ticket has thousands
+    replied = len(" replied: ")
+    quoted = _QUOTED_LENGTHS
+    if len(quoted) > QUOTES_REMEMBERED:
+        quoted.clear()
+    make = tuple.__new__
+    for index, step in enumerate(packet.tried):  # `later` and `_step_least` written out: there are thousands
         count += 1
-        score = bases.get(step.kind, 25) - min(last - index, 20)
-        at = step.at
-        items.append(
-            _Choice(-score, -at.timestamp(), -count, _TRIED, at, _step_parts, step, stamp + _step_least(step))
-        )
+        at, who, kind, body = step
+        if kind == "reply" and type(body) is str and "<" not in who and "<" not in body:
+            length = quoted.get(body)
+            if length is None:
+                length = quoted[body] = len(_quote(body))
+            least = stamp + len(who) + replied + length
+        else:
+            least = stamp + _step_least(step)
+        score = bases.get(kind, 25) - min(last - index, 20)
+        items.append(make(_Choice, (-score, -at.timestamp(), -count, _TRIED, at, _step_parts, step, least)))
     for index, handoff in enumerate(reversed(packet.handoffs)):
         later(_HANDOFFS, handoff.at, 40 - index, _handoff_parts, handoff, stamp)
     return items
@@ -506,6 +518,11 @@ def _step_parts(step: Step) -> Parts:
     if step.kind == "reply":
         return [head + " replied: " + _quote(step.text)]
     return [head + ": " + step.text]
+
+
+_QUOTED_LENGTHS: dict[str, int] = {}
+"""How long each recent reply is once quoted (`_quote`): a long ticket's packet is made again and again."""
+QUOTES_REMEMBERED = 20_000
 
 
 def _step_least(step: Step) -> int:
