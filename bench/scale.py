@@ -615,7 +615,8 @@ async def measure_desk(
             customer = await connection.scalar(text(f"SELECT customer_id FROM tickets WHERE number = {big}"))
         packet_sql = (
             f"SELECT * FROM tickets WHERE number = {big}",
-            f"SELECT * FROM entries WHERE ticket_number = {big} ORDER BY id",
+            "SELECT kind, author_name, body, created_at, mood FROM entries "
+            f"WHERE ticket_number = {big} AND kind != 'bot' ORDER BY id",
             f"SELECT * FROM timeline WHERE ticket_number = {big} ORDER BY id",
             f"SELECT * FROM sla_clocks WHERE ticket_number = {big} ORDER BY id",
             f"SELECT * FROM promises WHERE ticket_number = {big}",
