@@ -482,18 +482,13 @@ def _items(packet: HandoffPacket) -> list[_Choice]:
     last = len(packet.tried) - 1
     bases = {"note": 60, "reply": 45}
     replied = len(" replied: ")
-    quoted = _QUOTED_LENGTHS
-    if len(quoted) > QUOTES_REMEMBERED:
-        quoted.clear()
     make = tuple.__new__
     for index, step in enumerate(packet.tried):  # `later` and `_step_least` written out: there are thousands
         count += 1
         at, who, kind, body = step
         if kind == "reply" and type(body) is str and "<" not in who and "<" not in body:
-            length = quoted.get(body)
-            if length is None:
-                length = quoted[body] = len(_quote(body))
-            least = stamp + len(who) + replied + length
+            line = " ".join(body.split())  # as `_quote` makes it, unless it is too long
+            least = stamp + len(who) + replied + (len(line) if len(line) <= ITEM_CHARS else len(_quote(body)))
         else:
             least = stamp + _step_least(step)
         score = bases.get(kind, 25) - min(last - index, 20)
@@ -518,11 +513,6 @@ def _step_parts(step: Step) -> Parts:
     if step.kind == "reply":
         return [head + " replied: " + _quote(step.text)]
     return [head + ": " + step.text]
-
-
-_QUOTED_LENGTHS: dict[str, int] = {}
-"""How long each recent reply is once quoted (`_quote`): a long ticket's packet is made again and again."""
-QUOTES_REMEMBERED = 20_000
 
 
 def _step_least(step: Step) -> int:
