@@ -5,6 +5,7 @@ keeps a line that making every candidate would not."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -137,3 +138,18 @@ def test_the_lower_bound_chooses_what_making_every_candidate_chooses(said: list[
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(packets, "_step_least", lambda step: 0)
         assert packets.render(built, budget) == quick
+
+
+def test_the_collector_rests_while_a_packet_is_made_and_runs_again_after():
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), packets.collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a packet that failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with packets.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "only the caller that paused it starts it again"
+    finally:
+        gc.enable()
