@@ -645,7 +645,11 @@ def _reader(finder: FactFinder) -> Callable[[str], Reading]:
         found = memo.pop(text, None)
         if found is None:
             facts = tuple(((f.kind, f.value.lower()), f) for f in finder.find([text]))  # distinct keys
-            found = facts, tuple(frozenset(w.casefold() for w in _WORD.findall(text)) - _COMMON)
+            if text.isascii():  # there, folding case first finds the same words, folded
+                words = frozenset(_WORD.findall(text.lower()))
+            else:
+                words = frozenset(w.casefold() for w in _WORD.findall(text))
+            found = facts, tuple(words - _COMMON)
             if len(memo) >= READINGS_REMEMBERED:
                 del memo[next(iter(memo))]  # the least recently used
         memo[text] = found

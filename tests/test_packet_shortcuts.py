@@ -153,3 +153,23 @@ def test_the_collector_rests_while_a_packet_is_made_and_runs_again_after():
         assert not gc.isenabled(), "only the caller that paused it starts it again"
     finally:
         gc.enable()
+
+
+_FOLDING = "aAzZ1_- \u00df\u1e9e\u0130\u0131\u017f\u212a\ufb01\u03a3\u03c3\u03c2\u00e9\u00c9"
+"""Letters whose case folding is not one-to-one: sharp s, dotted and dotless i, long s, Kelvin, a ligature,
+the sigmas."""
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=60)
+    | st.text(alphabet=st.sampled_from(_FOLDING), max_size=30)
+)
+def test_a_messages_telling_words_are_the_same_however_they_are_folded(text: str):
+    """An ASCII text is lowercased before its words are found (quicker); any text gives each word
+    found, case-folded, as before."""
+    read = packets._reader(POLICY.facts.finder())
+    _, words = read(text)
+    expected = frozenset(w.casefold() for w in packets._WORD.findall(text)) - packets._COMMON
+    assert len(words) == len(expected)
+    assert frozenset(words) == expected
