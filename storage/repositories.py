@@ -565,9 +565,10 @@ _ENTRY_COLUMNS = (
 def _utc_moments(values: Sequence[Any]) -> list[datetime]:
     """Moments as `UtcDateTime` reads them back: aware, in UTC. SQLite's driver gives the text its
     DateTime type stores, a naive UTC moment; PostgreSQL's an aware datetime."""
-    if isinstance(values[0], datetime) and None not in map(_tzinfo, values):
-        try:
-            return list(map(_as_utc, values))
+    if isinstance(values[0], datetime):
+        try:  # each aware (a naive one would be taken for local time)
+            if None not in map(_tzinfo, values):
+                return list(map(_as_utc, values))
         except (AttributeError, TypeError):
             pass
     if isinstance(values[0], str):

@@ -43,6 +43,7 @@ from bot.text import clean
 from storage.engine import session_factory
 from storage.migrate import alembic_config, current_revision, upgrade
 from storage.models import Base, CustomerRow, EntryRow, TicketRow
+from storage.repositories import _utc_moments
 from storage.uow import SqlUnitOfWork
 
 UowFactory = Callable[[], SqlUnitOfWork]
@@ -1223,3 +1224,19 @@ async def test_sqlite_units_of_work_take_turns_in_the_order_they_asked(sqlite_en
 
     await asyncio.gather(busy(), waiting())
     assert finished.index("waiting") <= 2, finished[:5]
+
+
+def test_driver_moments_are_made_aware_utc_as_the_column_type_makes_them() -> None:
+    """What `lines_for_ticket` does with the driver's values: SQLite's stored text (naive UTC), an aware
+    PostgreSQL value in any zone, and anything unexpected taken the slow, careful way."""
+    east = timezone(timedelta(hours=5, minutes=30))
+    naive = ["2026-03-01 09:00:00.000000", "2026-03-01 09:00:00.000007", "2026-03-01 09:00:00"]
+    assert _utc_moments(naive) == [datetime.fromisoformat(v).replace(tzinfo=UTC) for v in naive]
+    assert all(m.tzinfo is UTC for m in _utc_moments(naive))
+    offset = ["2026-03-01 09:00:00.000000", "2026-03-01 14:30:00+05:30"]
+    assert _utc_moments(offset) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
+    aware = [datetime(2026, 3, 1, 14, 30, tzinfo=east), datetime(2026, 3, 1, 9, tzinfo=UTC)]
+    assert _utc_moments(aware) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
+    assert all(m.utcoffset() == timedelta(0) for m in _utc_moments(aware))
+    mixed = [datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 3, 1, 9)]  # a naive one: UTC, not local
+    assert _utc_moments(mixed) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
