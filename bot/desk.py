@@ -895,12 +895,10 @@ class Desk:
     async def _profile_view(self, work: _Work, customer: Customer, exclude: int | None) -> ProfileView:
         assert customer.id is not None
         tickets = await work.uow.tickets.for_customer(customer.id)
-        ratings: dict[int, int] = {}
-        for ticket in tickets:
-            assert ticket.number is not None
-            rated = [s.rating for s in await work.uow.surveys.for_ticket(ticket.number) if s.rating]
-            if rated:
-                ratings[ticket.number] = rated[-1]
+        ratings: dict[int, int] = {}  # each ticket's latest rating: one query, however many tickets
+        for survey in await work.uow.surveys.for_tickets([t.number for t in tickets if t.number is not None]):
+            if survey.rating:
+                ratings[survey.ticket_number] = survey.rating
         return packets.profile_view(
             customer,
             await work.uow.customers.identities(customer.id),

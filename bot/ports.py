@@ -245,6 +245,10 @@ class SurveyRepository(Protocol):
         """A ticket's surveys, oldest first; changes to them are saved on commit."""
         ...
 
+    async def for_tickets(self, numbers: list[int]) -> list[Survey]:
+        """The surveys of these tickets, by ticket number and, within a ticket, oldest first."""
+        ...
+
     async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
         """Surveys sent or rated in a period."""
         ...

@@ -905,6 +905,16 @@ class SqlSurveys(_Tracked[Survey, SurveyRow]):
             select(SurveyRow).where(SurveyRow.ticket_number == number).order_by(SurveyRow.cycle)
         )
 
+    async def for_tickets(self, numbers: list[int]) -> list[Survey]:
+        found: list[Survey] = []
+        for chunk in _chunks(sorted(numbers)):
+            found += await self._many(
+                select(SurveyRow)
+                .where(SurveyRow.ticket_number.in_(chunk))
+                .order_by(SurveyRow.ticket_number, SurveyRow.cycle)
+            )
+        return found
+
     async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
         sent = (SurveyRow.sent_at >= start) & (SurveyRow.sent_at < end)
         rated = (SurveyRow.rated_at >= start) & (SurveyRow.rated_at < end)

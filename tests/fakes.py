@@ -712,6 +712,12 @@ class FakeSurveys(_Repository):
         await _pause()
         return sorted((s for s in self.rows.values() if s.ticket_number == number), key=lambda s: s.cycle)
 
+    async def for_tickets(self, numbers: list[int]) -> list[Survey]:
+        await _pause()
+        wanted = set(numbers)
+        found = (s for s in self.rows.values() if s.ticket_number in wanted)
+        return sorted(found, key=lambda s: (s.ticket_number, s.cycle))
+
     async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
         await _pause()
         return [

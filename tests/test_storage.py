@@ -32,6 +32,7 @@ from bot.domain import (
     Priority,
     Role,
     Status,
+    Survey,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -1240,3 +1241,27 @@ def test_driver_moments_are_made_aware_utc_as_the_column_type_makes_them() -> No
     assert all(m.utcoffset() == timedelta(0) for m in _utc_moments(aware))
     mixed = [datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 3, 1, 9)]  # a naive one: UTC, not local
     assert _utc_moments(mixed) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
+
+
+async def test_surveys_of_many_tickets_come_by_ticket_then_cycle(uow_factory: UowFactory) -> None:
+    """One query for a profile's ratings: each ticket's surveys in the order `for_ticket` gives them."""
+    first, second, third = await seed_tickets(uow_factory, {}, {}, {})
+    async with uow_factory() as uow:
+        customer = (await uow.tickets.get(first)).customer_id  # type: ignore[union-attr]
+        for number, cycle, rating in [(second, 2, 4), (first, 1, 5), (second, 1, None), (third, 1, 2)]:
+            sent = at(cycle)
+            survey = Survey(number, customer, cycle, sent, sent + timedelta(days=3), rating=rating)
+            await uow.surveys.add(survey)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        found = await uow.surveys.for_tickets([second, first])
+        one_by_one = [s for n in sorted([second, first]) for s in await uow.surveys.for_ticket(n)]
+        assert await uow.surveys.for_tickets([]) == []
+
+    assert [(s.ticket_number, s.cycle, s.rating) for s in found] == [
+        (first, 1, 5),
+        (second, 1, None),
+        (second, 2, 4),
+    ]
+    assert found == one_by_one
