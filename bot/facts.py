@@ -66,6 +66,20 @@ class FactFinder:
         ]
         pieces = {piece for groups in _NEEDS.values() for group in groups for piece in group} - {_DIGIT}
         self._pieces = tuple(sorted(pieces))
+        digit_only = frozenset({_DIGIT})
+        self._digitless_pieces = tuple(
+            sorted(
+                {
+                    piece
+                    for _, _, groups in self._needs
+                    if digit_only not in groups
+                    for g in groups
+                    for piece in g
+                }
+                - {_DIGIT}
+            )
+        )
+        """The pieces worth looking for in a text without a digit: those of patterns that need none."""
         # Another text is looked at with the pattern's own means: ignoring case there goes beyond
         # `str.lower` (a dotless or dotted capital I matches i), and `\d` beyond 0-9.
         self._searches = [(piece, re.compile(re.escape(piece), re.IGNORECASE).search) for piece in pieces]
@@ -108,9 +122,11 @@ class FactFinder:
         (an ASCII text is looked at lowercased: there that is what ignoring case means)."""
         if text.isascii():
             lowered = text.lower()
-            held = {piece for piece in self._pieces if piece in lowered}
             if _ASCII_DIGIT(lowered):
+                held = {piece for piece in self._pieces if piece in lowered}
                 held.add(_DIGIT)
+            else:
+                held = {piece for piece in self._digitless_pieces if piece in lowered}
         else:
             held = {piece for piece, search in self._searches if search(text)}
         key = frozenset(held)

@@ -9,7 +9,7 @@ from fakes import agent, build_desk, customer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.facts import Fact, FactFinder, describe
+from bot.facts import DEFAULT_PATTERNS, Fact, FactFinder, describe
 from bot.messages import StaffMessage
 from bot.policy import PolicyError, load_policy
 
@@ -192,3 +192,9 @@ def test_the_precheck_finds_the_same_in_each_example_and_skips_texts_without_tri
 def test_a_policy_pattern_of_its_own_always_runs():
     finder = FactFinder({"ticket": r"T(\w+)"}, [])
     assert finder.find(["see Tabc"]) == [Fact("ticket", "abc")]
+
+
+def test_a_policy_pattern_that_needs_no_digit_is_still_looked_for_in_texts_without_one():
+    finder = FactFinder({"email": DEFAULT_PATTERNS["email"], "order": DEFAULT_PATTERNS["order"]}, [])
+    assert finder.find(["mail dana@example.com, order soon"]) == [Fact("email", "dana@example.com")]
+    assert finder._worth_running("no digits here, order soon") == []
