@@ -895,12 +895,10 @@ class Desk:
     async def _profile_view(self, work: _Work, customer: Customer, exclude: int | None) -> ProfileView:
         assert customer.id is not None
         tickets = await work.uow.tickets.for_customer(customer.id)
-        ratings: dict[int, int] = {}
-        for ticket in tickets:
-            assert ticket.number is not None
-            rated = [s.rating for s in await work.uow.surveys.for_ticket(ticket.number) if s.rating]
-            if rated:
-                ratings[ticket.number] = rated[-1]
+        ratings: dict[int, int] = {}  # each ticket's latest rating: one query, however many tickets
+        for survey in await work.uow.surveys.for_tickets([t.number for t in tickets if t.number is not None]):
+            if survey.rating:
+                ratings[survey.ticket_number] = survey.rating
         return packets.profile_view(
             customer,
             await work.uow.customers.identities(customer.id),
@@ -1469,8 +1467,19 @@ class Desk:
         heading: str | None,
     ) -> None:
         """The handoff packet, from our records, within the budget of the platform it goes to."""
+        with packets.collector_paused():
+            await self._make_packet(work, audience, ticket, customer, heading)
+
+    async def _make_packet(
+        self,
+        work: _Work,
+        audience: ToAgent | ToAgents,
+        ticket: Ticket,
+        customer: Customer,
+        heading: str | None,
+    ) -> None:
         assert ticket.number is not None
-        entries = await work.uow.entries.for_ticket(ticket.number)
+        entries = await work.uow.entries.lines_for_ticket(ticket.number)
         events = await work.uow.timeline.for_ticket(ticket.number)
         assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
         profile = await self._profile_view(work, customer, exclude=ticket.number)
@@ -1484,7 +1493,8 @@ class Desk:
             self.policy.is_courtesy,
             heading,
         )
-        scores = [e.mood for e in entries if e.kind is EntryKind.CUSTOMER and e.mood is not None]
+        customer_kind = EntryKind.CUSTOMER
+        scores = [e.mood for e in entries if e.kind is customer_kind and e.mood is not None]
         mood = trend(scores, upset_below=self.policy.complaints.upset_below)
         if mood and any(e.action == "upset" for e in events):
             mood += " · flagged upset"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.messages import InternalText
 
@@ -241,6 +241,17 @@ class Entry:
     id: int | None = None
     mood: float | None = None
     """A customer message's sentiment (VADER compound, -1 to 1), scored once when it arrives."""
+
+
+class EntryLine(NamedTuple):
+    """An entry as a handoff packet reads it, light enough for the thousands of a long ticket: what
+    kind, who, what (a note's body InternalText, as on an Entry), when, and a customer message's mood."""
+
+    kind: EntryKind
+    author_name: str
+    body: str | InternalText
+    created_at: datetime
+    mood: float | None
 
 
 @dataclass

@@ -12,11 +12,14 @@ satisfaction work fill them.
 
 from __future__ import annotations
 
+import gc
 import re
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from bot.domain import (
@@ -24,6 +27,7 @@ from bot.domain import (
     Customer,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Incentive,
     ProfileNote,
@@ -107,9 +111,9 @@ class Said:
     first: bool = False
 
 
-@dataclass(frozen=True)
-class Step:
-    """Something done or said by staff: a public reply, an internal note, a status or priority change."""
+class Step(NamedTuple):
+    """Something done or said by staff: a public reply, an internal note, a status or priority change.
+    (A named tuple: a long ticket has thousands.)"""
 
     at: datetime
     who: str
@@ -197,40 +201,56 @@ def build(
     ticket: Ticket,
     owner: str | None,
     profile: ProfileView,
-    entries: Sequence[Entry],
+    entries: Sequence[Entry] | Sequence[EntryLine],
     events: Sequence[TimelineEvent],
     finder: FactFinder,
     is_courtesy: Callable[[str], bool],
     heading: str | None = None,
 ) -> HandoffPacket:
-    """Pick out of a ticket's record what the next owner needs."""
-    public = [e for e in entries if e.kind in (EntryKind.CUSTOMER, EntryKind.REPLY)]
-    # Each message is read once for both uses below, and remembered (a long ticket has thousands).
+    """Pick out of a ticket's record what the next owner needs. `entries` in order: as `Entry`s, or as the
+    `EntryLine`s a repository gives for packets (light, for the thousands of a long ticket)."""
+    # Each message is read once (facts, words) for both uses below, and remembered (a long ticket has
+    # thousands); one pass, in order, over what was said in public, the customer's words among it.
     read = _reader(finder)
-    said = [(e, read(e.body)) for e in public if isinstance(e.body, str)]
+    customer, reply, note = EntryKind.CUSTOMER, EntryKind.REPLY, EntryKind.NOTE
     problem: list[Said] = []
     seen_facts: set[tuple[str, str]] = set()
     seen_words: set[str] = set()
-    customer_words = [(e, found) for e, found in said if e.kind is EntryKind.CUSTOMER]
-    for index, (entry, (_, found, words)) in enumerate(customer_words):
-        assert isinstance(entry.body, str)
-        new_facts, new_words = len(found - seen_facts), len(words - seen_words)
-        seen_facts |= found
-        seen_words |= words
-        first = index == 0
-        informative = new_facts > 0 or new_words >= NEW_WORDS_TO_COUNT
-        if first or (informative and not is_courtesy(entry.body)):
-            problem.append(Said(entry.created_at, entry.author_name, entry.body, new_facts, new_words, first))
     merged: dict[tuple[str, str], Fact] = {}  # as finder.find over all of them: first mention first
-    for _, (in_entry, _, _) in said:
-        for fact in in_entry:
-            merged.setdefault((fact.kind, fact.value.lower()), fact)
+    first = True
+    for entry in entries:
+        kind, body = entry.kind, entry.body
+        if (kind is not customer and kind is not reply) or not isinstance(body, str):
+            continue
+        in_entry, words = read(body)
+        for key, fact in in_entry:
+            if key not in merged:
+                merged[key] = fact
+        if kind is not customer:
+            continue
+        new_facts = new_words = 0
+        if in_entry and not seen_facts.issuperset(key for key, _ in in_entry):
+            new_facts = sum(1 for key, _ in in_entry if key not in seen_facts)
+            seen_facts.update(key for key, _ in in_entry)
+        if not seen_words.issuperset(words):
+            new_words = len(words) - len(seen_words.intersection(words))
+            seen_words.update(words)
+        informative = new_facts > 0 or new_words >= NEW_WORDS_TO_COUNT
+        if first or (informative and not is_courtesy(body)):
+            problem.append(Said(entry.created_at, entry.author_name, body, new_facts, new_words, first))
+        first = False
     facts = list(merged.values())
-    tried = [_step(e) for e in entries if e.kind in (EntryKind.REPLY, EntryKind.NOTE)]
+    make = tuple.__new__  # Step's own __new__, without its Python frame (a long ticket has thousands)
+    tried = [
+        make(Step, (e.created_at, e.author_name, "note" if e.kind is note else "reply", e.body))
+        for e in entries
+        if e.kind is reply or e.kind is note
+    ]
     tried += [step for step in map(_event_step, events) if step is not None]
-    tried.sort(key=lambda s: s.at)
+    tried.sort(key=itemgetter(0))  # by `at`
     handoffs = tuple(h for h in map(_handoff, events) if h is not None)
-    spoken = sum(1 for e in entries if e.kind is not EntryKind.BOT)
+    bot = EntryKind.BOT
+    spoken = sum(1 for e in entries if e.kind is not bot)
     return HandoffPacket(
         ticket=ticket,
         owner=owner,
@@ -242,6 +262,23 @@ def build(
         messages=spoken,
         heading=heading,
     )
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Making a long ticket's packet makes tens of thousands of short-lived objects (a line per entry, a
+    step, a choice), all gone when it is sent. The cyclic collector, counting them, would run many times
+    meanwhile, move them to its oldest generation, and soon make a full pass over the whole heap (tens of
+    milliseconds) for what reference counting frees anyway; so it rests while a packet is made. Only the
+    caller that paused it starts it again, and only if it was running."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def budget_for(platform: str | None, packet_chars: int) -> int:
@@ -443,10 +480,19 @@ def _items(packet: HandoffPacket) -> list[_Choice]:
         score = 95.0 if said.first else 50 + 8 * said.new_facts + min(said.new_words, 12) - recent
         later(_PROBLEM, said.at, score, _said_parts, said, stamp)
     last = len(packet.tried) - 1
-    for index, step in enumerate(packet.tried):
-        base = {"note": 60, "reply": 45}.get(step.kind, 25)
-        least = stamp + (len(step.who) if "<" not in step.who else 0)
-        later(_TRIED, step.at, base - min(last - index, 20), _step_parts, step, least)
+    bases = {"note": 60, "reply": 45}
+    replied = len(" replied: ")
+    make = tuple.__new__
+    for index, step in enumerate(packet.tried):  # `later` and `_step_least` written out: there are thousands
+        count += 1
+        at, who, kind, body = step
+        if kind == "reply" and type(body) is str and "<" not in who and "<" not in body:
+            line = " ".join(body.split())  # as `_quote` makes it, unless it is too long
+            least = stamp + len(who) + replied + (len(line) if len(line) <= ITEM_CHARS else len(_quote(body)))
+        else:
+            least = stamp + _step_least(step)
+        score = bases.get(kind, 25) - min(last - index, 20)
+        items.append(make(_Choice, (-score, -at.timestamp(), -count, _TRIED, at, _step_parts, step, least)))
     for index, handoff in enumerate(reversed(packet.handoffs)):
         later(_HANDOFFS, handoff.at, 40 - index, _handoff_parts, handoff, stamp)
     return items
@@ -469,6 +515,21 @@ def _step_parts(step: Step) -> Parts:
     return [head + ": " + step.text]
 
 
+def _step_least(step: Step) -> int:
+    """The fewest characters `_step_parts` makes of a step beyond its stamp, so that one that cannot fit
+    is never made: its text as made, when no mention defusing can shorten it (each starts with '<')."""
+    if "<" in step.who:
+        return 0
+    text = step.text
+    if isinstance(text, InternalText):
+        return len(step.who) + (len(" (note): ") + len(_quote(text.hidden)) if "<" not in text.hidden else 0)
+    if "<" in text:
+        return len(step.who)
+    if step.kind == "reply":
+        return len(step.who) + len(" replied: ") + len(_quote(text))
+    return len(step.who) + len(": ") + len(text)
+
+
 def _handoff_parts(handoff: Handoff) -> Parts:
     return ["\n" + _handoff_line(handoff)]
 
@@ -476,11 +537,6 @@ def _handoff_parts(handoff: Handoff) -> Parts:
 def _shortest_when() -> int:
     """The fewest characters `_when` writes (month names differ in length in some languages)."""
     return min(len(_when(datetime(2001, month, 10, 10, 10))) for month in range(1, 13))
-
-
-def _step(entry: Entry) -> Step:
-    kind = "note" if entry.kind is EntryKind.NOTE else "reply"
-    return Step(entry.created_at, entry.author_name, kind, entry.body)
 
 
 def _event_step(event: TimelineEvent) -> Step | None:
@@ -570,8 +626,10 @@ def _day(moment: datetime) -> str:
     return moment.strftime("%d %b %Y")
 
 
-Reading = tuple[list[Fact], frozenset[tuple[str, str]], frozenset[str]]
-"""What a message says: its facts in order, their keys, and its telling words."""
+Reading = tuple[tuple[tuple[tuple[str, str], Fact], ...], tuple[str, ...]]
+"""What a message says: its facts in order, each with its key (kind, value in lower case), and its telling
+words, each once. Tuples, which the cyclic collector stops following once they hold only strings: the
+readings of a long ticket's messages live long."""
 _READINGS: weakref.WeakKeyDictionary[FactFinder, dict[str, Reading]] = weakref.WeakKeyDictionary()
 
 
@@ -586,9 +644,12 @@ def _reader(finder: FactFinder) -> Callable[[str], Reading]:
     def read(text: str) -> Reading:
         found = memo.pop(text, None)
         if found is None:
-            facts = finder.find([text])
-            keys = frozenset((f.kind, f.value.lower()) for f in facts)
-            found = facts, keys, frozenset(w.casefold() for w in _WORD.findall(text)) - _COMMON
+            facts = tuple(((f.kind, f.value.lower()), f) for f in finder.find([text]))  # distinct keys
+            if text.isascii():  # there, folding case first finds the same words, folded
+                words = frozenset(_WORD.findall(text.lower()))
+            else:
+                words = frozenset(w.casefold() for w in _WORD.findall(text))
+            found = facts, tuple(words - _COMMON)
             if len(memo) >= READINGS_REMEMBERED:
                 del memo[next(iter(memo))]  # the least recently used
         memo[text] = found

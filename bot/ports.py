@@ -19,6 +19,7 @@ from bot.domain import (
     Customer,
     Delivery,
     Entry,
+    EntryLine,
     Identity,
     Incentive,
     ProfileNote,
@@ -149,6 +150,10 @@ class EntryRepository(Protocol):
         ...
 
     async def for_ticket(self, number: int) -> list[Entry]: ...
+    async def lines_for_ticket(self, number: int) -> list[EntryLine]:
+        """Every entry of a ticket but the bot's, in order, as light lines (for handoff packets)."""
+        ...
+
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         """The entry recorded from a platform message, locked until the unit of work ends: two copies
         of one edit or deletion take turns."""
@@ -238,6 +243,10 @@ class SurveyRepository(Protocol):
 
     async def for_ticket(self, number: int) -> list[Survey]:
         """A ticket's surveys, oldest first; changes to them are saved on commit."""
+        ...
+
+    async def for_tickets(self, numbers: list[int]) -> list[Survey]:
+        """The surveys of these tickets, by ticket number and, within a ticket, oldest first."""
         ...
 
     async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:

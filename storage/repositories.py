@@ -7,14 +7,17 @@ row within a unit of work) and writes their changes back when the unit of work c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter, methodcaller
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, true, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, true, type_coerce, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import NullType
 
 from bot.domain import (
     WORKABLE_STATUSES,
@@ -28,6 +31,7 @@ from bot.domain import (
     DeliveryState,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Incentive,
     Priority,
@@ -641,6 +645,28 @@ class SqlEntries:
         )
         return [_entry(row) for row in rows]
 
+    async def lines_for_ticket(self, number: int) -> list[EntryLine]:
+        await flush(self.session)
+        # The driver's own values, made column by column what the column types would make of them (an
+        # aware UTC moment, a kind, a note's InternalText): a long ticket has thousands of rows.
+        raw = [type_coerce(column, NullType()) for column in _LINE_COLUMNS]
+        statement = (
+            select(*raw)
+            .where(EntryRow.ticket_number == number, EntryRow.kind != EntryKind.BOT)
+            .order_by(EntryRow.id)
+        )
+        rows = (await _core(self.session, statement)).all()
+        if not rows:
+            return []
+        kind_values, authors, bodies, moments, moods = zip(*rows, strict=True)
+        kinds = list(map(_KINDS.__getitem__, kind_values))
+        note = EntryKind.NOTE
+        said = [
+            InternalText(body) if kind is note else body for kind, body in zip(kinds, bodies, strict=True)
+        ]
+        columns = zip(kinds, authors, said, _utc_moments(moments), moods, strict=True)
+        return list(map(tuple.__new__, repeat(EntryLine), columns))
+
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await flush(self.session)
         found = await _scalars(
@@ -676,6 +702,33 @@ _ENTRY_COLUMNS = (
     EntryRow.external_id,
     EntryRow.mood,
 )
+
+
+def _utc_moments(values: Sequence[Any]) -> list[datetime]:
+    """Moments as `UtcDateTime` reads them back: aware, in UTC. SQLite's driver gives the text its
+    DateTime type stores, a naive UTC moment; PostgreSQL's an aware datetime."""
+    if isinstance(values[0], datetime):
+        try:  # each aware (a naive one would be taken for local time)
+            if None not in map(_tzinfo, values):
+                return list(map(_as_utc, values))
+        except (AttributeError, TypeError):
+            pass
+    if isinstance(values[0], str):
+        try:  # each text without an offset of its own: read as UTC in one go
+            return list(map(datetime.fromisoformat, map("{}+00:00".format, values)))
+        except (TypeError, ValueError):
+            pass
+    found = []
+    for value in values:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        found.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+    return found
+
+
+_as_utc = methodcaller("astimezone", UTC)
+_tzinfo = attrgetter("tzinfo")
+_LINE_COLUMNS = (EntryRow.kind, EntryRow.author_name, EntryRow.body, EntryRow.created_at, EntryRow.mood)
+_KINDS = {kind.value: kind for kind in EntryKind}
 
 
 def _entry(row: Any) -> Entry:
@@ -1002,6 +1055,16 @@ class SqlSurveys(_Tracked[Survey, SurveyRow]):
         return await self._many(
             select(SurveyRow).where(SurveyRow.ticket_number == number).order_by(SurveyRow.cycle)
         )
+
+    async def for_tickets(self, numbers: list[int]) -> list[Survey]:
+        found: list[Survey] = []
+        for chunk in _chunks(sorted(numbers)):
+            found += await self._many(
+                select(SurveyRow)
+                .where(SurveyRow.ticket_number.in_(chunk))
+                .order_by(SurveyRow.ticket_number, SurveyRow.cycle)
+            )
+        return found
 
     async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
         sent = (SurveyRow.sent_at >= start) & (SurveyRow.sent_at < end)

@@ -37,6 +37,7 @@ from bot.domain import (
     DeliveryState,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Incentive,
     Priority,
@@ -441,6 +442,13 @@ class FakeEntries(_Repository):
         await _pause()
         return [dataclasses.replace(e) for _, e in sorted(self.rows.items()) if e.ticket_number == number]
 
+    async def lines_for_ticket(self, number: int) -> list[EntryLine]:
+        return [
+            EntryLine(e.kind, e.author_name, e.body, e.created_at, e.mood)
+            for e in await self.for_ticket(number)
+            if e.kind is not EntryKind.BOT
+        ]
+
     async def by_message(self, platform: str, external_id: str) -> Entry | None:
         await _pause()
         found = (e for e in self.rows.values() if (e.platform, e.external_id) == (platform, external_id))
@@ -703,6 +711,12 @@ class FakeSurveys(_Repository):
     async def for_ticket(self, number: int) -> list[Survey]:
         await _pause()
         return sorted((s for s in self.rows.values() if s.ticket_number == number), key=lambda s: s.cycle)
+
+    async def for_tickets(self, numbers: list[int]) -> list[Survey]:
+        await _pause()
+        wanted = set(numbers)
+        found = (s for s in self.rows.values() if s.ticket_number in wanted)
+        return sorted(found, key=lambda s: (s.ticket_number, s.cycle))
 
     async def touched_between(self, start: datetime, end: datetime) -> list[Survey]:
         await _pause()

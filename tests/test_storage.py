@@ -27,10 +27,12 @@ from bot.domain import (
     Customer,
     Entry,
     EntryKind,
+    EntryLine,
     Identity,
     Priority,
     Role,
     Status,
+    Survey,
     Ticket,
     TicketKind,
     TimelineEvent,
@@ -42,6 +44,7 @@ from bot.text import clean
 from storage.engine import session_factory
 from storage.migrate import alembic_config, current_revision, upgrade
 from storage.models import Base, CustomerRow, EntryRow, TicketRow
+from storage.repositories import _utc_moments
 from storage.uow import SqlUnitOfWork
 
 UowFactory = Callable[[], SqlUnitOfWork]
@@ -348,6 +351,57 @@ async def test_entries_round_trip_and_notes_come_back_as_internal_text(uow_facto
     assert note.body.hidden == "VIP; check Stripe first"
     with pytest.raises(TypeError):
         str(note.body)
+
+
+async def test_entry_lines_for_packets_are_the_entries_but_the_bots_as_read_back(
+    uow_factory: UowFactory,
+) -> None:
+    """The light lines a packet reads are what `for_ticket` gives (kinds, authors, bodies, aware UTC
+    moments, moods), the bot's own messages left out, in order."""
+    (number,) = await seed_tickets(uow_factory, {})
+    east = timezone(timedelta(hours=5, minutes=30))
+    written = [
+        Entry(
+            number, EntryKind.CUSTOMER, "Cleo Park", "It charged me twice", at(0), "slack", "m-1", mood=-0.5
+        ),
+        Entry(number, EntryKind.BOT, "Relaydesk", "Hi Cleo, I've opened ticket #1", at(0)),
+        Entry(
+            number,
+            EntryKind.NOTE,
+            "Ana Lima",
+            InternalText("VIP; check Stripe first"),
+            at(1).astimezone(east),
+        ),
+        Entry(number, EntryKind.REPLY, "Ana Lima", "Refund issued.", at(2) + timedelta(microseconds=123456)),
+        Entry(number, EntryKind.CUSTOMER, "Cleo Park", "Thanks!", at(3) + timedelta(microseconds=7)),
+    ]
+    async with uow_factory() as uow:
+        for entry in written:
+            await uow.entries.add(entry)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        entries = await uow.entries.for_ticket(number)
+        lines = await uow.entries.lines_for_ticket(number)
+        assert await uow.entries.lines_for_ticket(number + 1) == []
+
+    expected = [
+        EntryLine(e.kind, e.author_name, e.body, e.created_at, e.mood)
+        for e in entries
+        if e.kind is not EntryKind.BOT
+    ]
+    assert lines == expected
+    assert [line.kind for line in lines] == [
+        EntryKind.CUSTOMER,
+        EntryKind.NOTE,
+        EntryKind.REPLY,
+        EntryKind.CUSTOMER,
+    ]
+    assert all(type(line.kind) is EntryKind for line in lines)
+    for line, want in zip(lines, [written[0], *written[2:]], strict=True):
+        assert_aware_utc(line.created_at, want.created_at)
+    assert isinstance(lines[1].body, InternalText)
+    assert lines[1].body.hidden == "VIP; check Stripe first"
     for entry in (entries[0], entries[1], entries[3]):
         assert type(entry.body) is str
     assert [entries[0].body, entries[1].body, entries[3].body] == [
@@ -1176,3 +1230,43 @@ async def test_sqlite_units_of_work_take_turns_in_the_order_they_asked(sqlite_en
 
     await asyncio.gather(busy(), waiting())
     assert finished.index("waiting") <= 2, finished[:5]
+
+
+def test_driver_moments_are_made_aware_utc_as_the_column_type_makes_them() -> None:
+    """What `lines_for_ticket` does with the driver's values: SQLite's stored text (naive UTC), an aware
+    PostgreSQL value in any zone, and anything unexpected taken the slow, careful way."""
+    east = timezone(timedelta(hours=5, minutes=30))
+    naive = ["2026-03-01 09:00:00.000000", "2026-03-01 09:00:00.000007", "2026-03-01 09:00:00"]
+    assert _utc_moments(naive) == [datetime.fromisoformat(v).replace(tzinfo=UTC) for v in naive]
+    assert all(m.tzinfo is UTC for m in _utc_moments(naive))
+    offset = ["2026-03-01 09:00:00.000000", "2026-03-01 14:30:00+05:30"]
+    assert _utc_moments(offset) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
+    aware = [datetime(2026, 3, 1, 14, 30, tzinfo=east), datetime(2026, 3, 1, 9, tzinfo=UTC)]
+    assert _utc_moments(aware) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
+    assert all(m.utcoffset() == timedelta(0) for m in _utc_moments(aware))
+    mixed = [datetime(2026, 3, 1, 9, tzinfo=UTC), datetime(2026, 3, 1, 9)]  # a naive one: UTC, not local
+    assert _utc_moments(mixed) == [datetime(2026, 3, 1, 9, tzinfo=UTC)] * 2
+
+
+async def test_surveys_of_many_tickets_come_by_ticket_then_cycle(uow_factory: UowFactory) -> None:
+    """One query for a profile's ratings: each ticket's surveys in the order `for_ticket` gives them."""
+    first, second, third = await seed_tickets(uow_factory, {}, {}, {})
+    async with uow_factory() as uow:
+        customer = (await uow.tickets.get(first)).customer_id  # type: ignore[union-attr]
+        for number, cycle, rating in [(second, 2, 4), (first, 1, 5), (second, 1, None), (third, 1, 2)]:
+            sent = at(cycle)
+            survey = Survey(number, customer, cycle, sent, sent + timedelta(days=3), rating=rating)
+            await uow.surveys.add(survey)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        found = await uow.surveys.for_tickets([second, first])
+        one_by_one = [s for n in sorted([second, first]) for s in await uow.surveys.for_ticket(n)]
+        assert await uow.surveys.for_tickets([]) == []
+
+    assert [(s.ticket_number, s.cycle, s.rating) for s in found] == [
+        (first, 1, 5),
+        (second, 1, None),
+        (second, 2, 4),
+    ]
+    assert found == one_by_one
