@@ -108,7 +108,7 @@ LOOKBACK_PAGES = 5
 """Pages of messages read back (newest first) when checking whether a resent message reached Slack."""
 STOP_GRACE = 10.0
 """Seconds a stopping adapter gives deliveries under way."""
-DELIVERY_WORKERS = 16
+DELIVERY_WORKERS = 4
 """Deliveries after acknowledgements posting at a time; the rest wait their turn, so a burst of events
 does not become hundreds of Web API calls competing with the next requests for the event loop."""
 LISTEN_BACKLOG = 1024
@@ -174,6 +174,7 @@ class SlackAdapter:
         self._card_locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._admission = Admission()
+        self._watching: asyncio.Task[None] | None = None
         self._delivering = asyncio.Semaphore(DELIVERY_WORKERS)
         self._runner: web.AppRunner | None = None
         self._socket: Any = None
@@ -255,6 +256,7 @@ class SlackAdapter:
             await self._socket.connect_async()
             log.info("Slack: connected in Socket Mode")
             return
+        self._watching = asyncio.create_task(self._admission.watch())
         self._runner = web.AppRunner(self.web_app())
         await self._runner.setup()
         site = web.TCPSite(
@@ -271,6 +273,8 @@ class SlackAdapter:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._watching is not None:
+            self._watching.cancel()
         if self.client.session is not None:
             await self.client.session.close()
 

@@ -4,7 +4,8 @@ A message event is stored before Slack hears the acknowledgement, which costs a 
 desk's work. Taken all at once, a burst larger than the bot can store makes every request slow: events,
 slash commands and buttons alike wait behind hundreds of half-done events, and Slack, which waits 3 s,
 gives up on them all. So events are worked a few at a time, in order of arrival, and once too many
-are under way (or the oldest has been under way for a second) the bot answers new ones 503 at once:
+are under way, the oldest has been under way for a second, or the event loop runs late (the process
+has no time to spare), the bot answers new ones 503 at once:
 Slack sends those again later (it retries a failed event up to three times over a few minutes), and
 whatever is not a message event is acknowledged as quickly as when the bot is idle.
 """
@@ -25,10 +26,17 @@ PostgreSQL work is mostly this process's CPU) and lengthens every other request'
 MAX_EVENT_WAIT = 1.0
 """Seconds the oldest event under way may have been under way before new ones are refused for now."""
 
-MAX_UNDER_WAY = 16
+MAX_UNDER_WAY = 8
 """Events between arrival and answer at most. Each one under way is work queued on the event loop ahead
 of the next request; a few beyond the workers keep them busy while users.info answers."""
 
+MAX_LAG = 0.01
+"""Seconds the event loop may run late (every request waits that long for its turn to run) while events
+are under way, before new ones are refused: the sign that the process has no time to spare for commands
+and buttons. (A late loop with no event under way is some other work, a chart say, and refusing events
+would not help.)"""
+LAG_PROBE = 0.01
+"""Seconds between probes of the event loop's lateness."""
 TELL_EVERY = 30.0
 """Seconds between warnings while events are refused (a flood would otherwise flood the log)."""
 
@@ -49,6 +57,8 @@ class Admission:
         self._slots = asyncio.Semaphore(workers)
         self._max_wait = max_wait
         self._max_under_way = max_under_way
+        self.lag = 0.0
+        """How late the event loop runs, smoothed over the last few probes (see `watch`)."""
         self._clock = clock
         self._under_way: OrderedDict[int, float] = OrderedDict()
         self._numbers = itertools.count()
@@ -63,8 +73,11 @@ class Admission:
         cannot hide a backlog."""
         now = self._clock()
         oldest = next(iter(self._under_way.values()), None)
-        behind = len(self._under_way) >= self._max_under_way or (
-            oldest is not None and now - oldest > self._max_wait
+        under_way = len(self._under_way)
+        behind = (
+            under_way >= self._max_under_way
+            or (under_way > 0 and self.lag > MAX_LAG)
+            or (oldest is not None and now - oldest > self._max_wait)
         )
         if behind:
             self.refused += 1
@@ -85,3 +98,13 @@ class Admission:
         """A worker's slot at the desk, in order of arrival, held while the event is stored."""
         async with self._slots:
             yield
+
+    async def watch(self) -> None:
+        """Probe how late the event loop runs, for as long as the adapter serves HTTP: a loop busy
+        with more work than it can keep up with is late to every timer, this one included."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LAG_PROBE)
+            late = max(0.0, loop.time() - asked - LAG_PROBE)
+            self.lag = 0.7 * self.lag + 0.3 * late
