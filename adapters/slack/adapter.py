@@ -766,8 +766,12 @@ class SlackAdapter:
             return client
         if client.token == self.client.token:
             return self.client
+        return self._client_with(client.token)
+
+    def _client_with(self, token: str | None) -> AsyncWebClient:
+        """A Web API client for a token, on the adapter's one HTTP session (once started)."""
         return AsyncWebClient(
-            token=client.token,
+            token=token,
             base_url=self._settings.api_url,
             retry_handlers=retry_handlers(),
             session=self.client.session,
@@ -784,12 +788,7 @@ class SlackAdapter:
         if bot is None:
             log.warning("Slack: no installation for workspace %s", workspace)
             return self.client
-        return AsyncWebClient(
-            token=bot.bot_token,
-            base_url=self._settings.api_url,
-            retry_handlers=retry_handlers(),
-            session=self.client.session,
-        )
+        return self._client_with(bot.bot_token)
 
 
 async def _acknowledge(ack: Any) -> None:
