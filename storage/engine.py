@@ -84,8 +84,9 @@ class UnitOfWorkSession(Session):
 
 
 @event.listens_for(UnitOfWorkSession, "after_transaction_end")
-def _forget_connection(session: Session, _transaction: Any) -> None:
-    session.info.pop(CONNECTION, None)
+def _forget_connection(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the transaction itself, not a flush's subtransaction within it
+        session.info.pop(CONNECTION, None)
 
 
 async def connection(session: AsyncSession) -> AsyncConnection:

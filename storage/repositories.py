@@ -6,6 +6,7 @@ row within a unit of work) and writes their changes back when the unit of work c
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
@@ -186,6 +187,12 @@ async def _scalars(session: AsyncSession, statement: Any) -> Any:
     return (await _execute(session, statement)).scalars()
 
 
+def _snapshot(values: dict[str, Any]) -> dict[str, Any]:
+    """A row's values as written, with its JSON values copied: the domain object holds the originals,
+    and a change made to one in place must still differ from what was written."""
+    return {name: copy.copy(v) if isinstance(v, dict | list) else v for name, v in values.items()}
+
+
 class _Tracked(Generic[D, R]):
     """Maps rows to domain objects one-to-one and writes their changes back on `sync()`.
 
@@ -249,7 +256,7 @@ class _Tracked(Generic[D, R]):
         pk = (await _insert_row(self.session, table, values, self._inserting)).scalar()
         setattr(obj, self.key, pk)
         values[self.key] = pk
-        self._seen[pk] = (obj, values)
+        self._seen[pk] = (obj, _snapshot(values))
         return obj
 
     async def _get(self, pk: Any) -> D | None:
@@ -305,7 +312,12 @@ class _Tracked(Generic[D, R]):
             if version is not None:
                 params["version_"] = stored[version]
                 params[f"new_{version}"] = changes[version] = stored[version] + 1
-            result = await _core(self.session, self._update_of(tuple(changes)), params)
+            try:
+                result = await _core(self.session, self._update_of(tuple(changes)), params)
+            except IntegrityError as error:
+                if not is_unique_violation(error):
+                    raise
+                raise Conflict(str(error.orig)) from error
             if version is not None and result.rowcount != 1:
                 raise Conflict(f"{table.name} {stored[self.key]} was changed by someone else")
             stored.update(changes)
@@ -1112,7 +1124,7 @@ class SqlDeliveries(_Tracked[Delivery, DeliveryRow]):
         ids = (await _core(self.session, _DELIVERIES_INSERT, rows)).scalars().all()
         for delivery, values, delivery_id in zip(deliveries, rows, ids, strict=True):
             delivery.id = values["id"] = delivery_id
-            self._seen[delivery_id] = (delivery, values)
+            self._seen[delivery_id] = (delivery, _snapshot(values))
         return deliveries
 
     async def get(self, delivery_id: int) -> Delivery | None:

@@ -24,6 +24,7 @@ from bot.commands import Actor, AgentMention, Claim, IncomingMessage, Note, Repl
 from bot.desk import Desk
 from bot.domain import (
     Agent,
+    Checkin,
     Customer,
     Entry,
     EntryKind,
@@ -1270,3 +1271,40 @@ async def test_surveys_of_many_tickets_come_by_ticket_then_cycle(uow_factory: Uo
         (second, 2, 4),
     ]
     assert found == one_by_one
+
+
+async def test_a_change_that_breaks_a_unique_rule_at_commit_is_a_lost_race(uow_factory: UowFactory) -> None:
+    """Two units of work each give a different check-in the same key: the second breaks the rule when
+    its change is written, which the desk must see as a Conflict (and run again), not as a crash."""
+    (number,) = await seed_tickets(uow_factory, {})
+    async with uow_factory() as uow:
+        for key in ("first", "second"):
+            await uow.checkins.add(Checkin(key, "nudge", at(10), number))
+        await uow.commit()
+    for key, other in (("first", "taken"), ("second", "taken")):
+        async with uow_factory() as uow:
+            checkin = await uow.checkins.get(key)
+            assert checkin is not None
+            checkin.key = other
+            if key == "first":
+                await uow.commit()
+                continue
+            with pytest.raises(Conflict):
+                await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.checkins.get("second") is not None, "the loser wrote nothing"
+
+
+async def test_a_value_changed_in_place_after_its_row_was_inserted_is_written(
+    uow_factory: UowFactory,
+) -> None:
+    """A check-in's detail edited in place in the unit of work that inserted it still reaches the
+    database: what was written is remembered as a copy, so the edit shows as a change."""
+    (number,) = await seed_tickets(uow_factory, {})
+    async with uow_factory() as uow:
+        checkin = await uow.checkins.add(Checkin("nudge-1", "nudge", at(10), number, {"cycle": 1}))
+        checkin.detail["cycle"] = 2
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.checkins.get("nudge-1")
+        assert stored is not None and stored.detail == {"cycle": 2}

@@ -241,6 +241,13 @@ class SlackAdapter:
         # per call, which cost more CPU than the call). A shared session times calls out by its own
         # limit, so it takes the client's.
         self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # nothing half-started is left behind: the session, the lag probe
+            raise
+
+    async def _start(self) -> None:
         if self.installations is not None:
             await self.installations.create_tables()
             await self._states.create_tables()
@@ -256,13 +263,13 @@ class SlackAdapter:
             await self._socket.connect_async()
             log.info("Slack: connected in Socket Mode")
             return
-        self._watching = asyncio.create_task(self._admission.watch())
         self._runner = web.AppRunner(self.web_app())
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self._settings.http_host, self._settings.http_port, backlog=LISTEN_BACKLOG
         )
         await site.start()
+        self._watching = asyncio.create_task(self._admission.watch())
         self.port = self._runner.addresses[0][1]
         log.info("Slack: listening on %s:%s", self._settings.http_host, self.port)
 
@@ -275,8 +282,12 @@ class SlackAdapter:
             await self._runner.cleanup()
         if self._watching is not None:
             self._watching.cancel()
-        if self.client.session is not None:
-            await self.client.session.close()
+            await asyncio.wait({self._watching})
+            self._watching = None
+        # A call after this (a late listener) opens a session of its own rather than meet a closed one.
+        session, self.client.session = self.client.session, None
+        if session is not None:
+            await session.close()
 
     # --- listeners ------------------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ A message event is stored before Slack hears the acknowledgement, which costs a 
 desk's work. Taken all at once, a burst larger than the bot can store makes every request slow: events,
 slash commands and buttons alike wait behind hundreds of half-done events, and Slack, which waits 3 s,
 gives up on them all. So events are worked a few at a time, in order of arrival, and once too many
-are under way, the oldest has been under way for a second, or the event loop runs late (the process
-has no time to spare), the bot answers new ones 503 at once:
+are under way, the oldest waiting for the desk has waited a second, or the event loop runs late (the
+process has no time to spare), the bot answers new ones 503 at once:
 Slack sends those again later (it retries a failed event up to three times over a few minutes), and
 whatever is not a message event is acknowledged as quickly as when the bot is idle.
 """
@@ -24,7 +24,7 @@ EVENT_WORKERS = 4
 """Message events handed to the desk at a time. More adds no throughput (SQLite writes one at a time,
 PostgreSQL work is mostly this process's CPU) and lengthens every other request's wait for the loop."""
 MAX_EVENT_WAIT = 1.0
-"""Seconds the oldest event under way may have been under way before new ones are refused for now."""
+"""Seconds the oldest event waiting for a desk turn may have waited before new ones are refused."""
 
 MAX_UNDER_WAY = 8
 """Events between arrival and answer at most. Each one under way is work queued on the event loop ahead
@@ -60,7 +60,9 @@ class Admission:
         self.lag = 0.0
         """How late the event loop runs, smoothed over the last few probes (see `watch`)."""
         self._clock = clock
-        self._under_way: OrderedDict[int, float] = OrderedDict()
+        self._under_way = 0
+        self._waiting: OrderedDict[int, float] = OrderedDict()
+        """When each event now waiting for a desk turn began waiting, oldest first."""
         self._numbers = itertools.count()
         self.refused = 0
         """Events refused since start."""
@@ -68,12 +70,13 @@ class Admission:
 
     @contextmanager
     def arrival(self) -> Iterator[bool]:
-        """An arriving event, kept as under way until it is answered; False: refuse it now. Timed
-        from arrival rather than from the desk's queue, so the lookups before the desk (users.info)
-        cannot hide a backlog."""
+        """An arriving event, counted as under way until it is answered; False: refuse it now. Counted
+        from arrival, so a pile of events in their lookups before the desk (users.info) counts too; the
+        wait is timed at the desk's queue, so one event waiting out Slack's rate limit in its lookup
+        does not have every other refused."""
         now = self._clock()
-        oldest = next(iter(self._under_way.values()), None)
-        under_way = len(self._under_way)
+        oldest = next(iter(self._waiting.values()), None)
+        under_way = self._under_way
         behind = (
             under_way >= self._max_under_way
             or (under_way > 0 and self.lag > MAX_LAG)
@@ -86,18 +89,25 @@ class Admission:
                 log.warning("Slack: more events than the bot can store; %d answered 503 so far", self.refused)
             yield False
             return
-        number = next(self._numbers)
-        self._under_way[number] = self._clock()
+        self._under_way += 1
         try:
             yield True
         finally:
-            del self._under_way[number]
+            self._under_way -= 1
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """A worker's slot at the desk, in order of arrival, held while the event is stored."""
-        async with self._slots:
+        number = next(self._numbers)
+        self._waiting[number] = self._clock()
+        try:
+            await self._slots.acquire()
+        finally:
+            del self._waiting[number]
+        try:
             yield
+        finally:
+            self._slots.release()
 
     async def watch(self) -> None:
         """Probe how late the event loop runs, for as long as the adapter serves HTTP: a loop busy
