@@ -1467,46 +1467,35 @@ class Desk:
         heading: str | None,
     ) -> None:
         """The handoff packet, from our records, within the budget of the platform it goes to."""
-        with packets.collector_paused():
-            await self._make_packet(work, audience, ticket, customer, heading)
-
-    async def _make_packet(
-        self,
-        work: _Work,
-        audience: ToAgent | ToAgents,
-        ticket: Ticket,
-        customer: Customer,
-        heading: str | None,
-    ) -> None:
-        assert ticket.number is not None
-        entries = await work.uow.entries.lines_for_ticket(ticket.number)
-        events = await work.uow.timeline.for_ticket(ticket.number)
-        assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
-        profile = await self._profile_view(work, customer, exclude=ticket.number)
-        built = packets.build(
-            ticket,
-            assignee.display_name if assignee else None,
-            profile,
-            entries,
-            events,
-            self._facts,
-            self.policy.is_courtesy,
-            heading,
-        )
-        customer_kind = EntryKind.CUSTOMER
-        scores = [e.mood for e in entries if e.kind is customer_kind and e.mood is not None]
-        mood = trend(scores, upset_below=self.policy.complaints.upset_below)
-        if mood and any(e.action == "upset" for e in events):
-            mood += " · flagged upset"
-        built = replace(
-            built,
-            promises=await self._open_promises(work, ticket),
-            sla=await self._clock_lines(work, ticket),
-            mood=mood,
-        )
-        platform = audience.person.platform if isinstance(audience, ToAgent) else audience.platform
-        parts = packets.render(built, packets.budget_for(platform, self.policy.handoff.packet_chars))
-        work.say(StaffMessage(audience, tuple(parts), StaffKind.INFO))
+        with packets.collector_paused():  # the thousands of lines, steps and choices of a long ticket
+            assert ticket.number is not None
+            entries = await work.uow.entries.lines_for_ticket(ticket.number)
+            events = await work.uow.timeline.for_ticket(ticket.number)
+            assignee = await work.uow.agents.get(ticket.assignee_id) if ticket.assignee_id else None
+            profile = await self._profile_view(work, customer, exclude=ticket.number)
+            built = packets.build(
+                ticket,
+                assignee.display_name if assignee else None,
+                profile,
+                entries,
+                events,
+                self._facts,
+                self.policy.is_courtesy,
+                heading,
+            )
+            scores = [e.mood for e in entries if e.kind is EntryKind.CUSTOMER and e.mood is not None]
+            mood = trend(scores, upset_below=self.policy.complaints.upset_below)
+            if mood and any(e.action == "upset" for e in events):
+                mood += " · flagged upset"
+            built = replace(
+                built,
+                promises=await self._open_promises(work, ticket),
+                sla=await self._clock_lines(work, ticket),
+                mood=mood,
+            )
+            platform = audience.person.platform if isinstance(audience, ToAgent) else audience.platform
+            parts = packets.render(built, packets.budget_for(platform, self.policy.handoff.packet_chars))
+            work.say(StaffMessage(audience, tuple(parts), StaffKind.INFO))
 
 
 async def _agent_record(work: _Work, person: Person) -> Agent:
