@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ from test_slack import ANA as SLACK_ANA
 from test_slack import DANA as SLACK_DANA
 from test_slack import FIRST, SUPPORT, Slack, envelope, message, new_ts
 
-from adapters.slack.admission import EVENT_WORKERS, MAX_EVENT_WAIT
+from adapters.slack.admission import EVENT_WORKERS, MAX_EVENT_WAIT, MAX_LAG
 from bot.clock import FakeClock
 from bot.commands import Claim, IncomingMessage
 from bot.desk import Desk
@@ -518,3 +519,29 @@ async def test_sqlite_a_flood_the_bot_cannot_store_yet_is_refused_early_while_co
         e.body for n in range(1, len(texts) + 1) for e in await slack.entries(n, EntryKind.CUSTOMER)
     ]
     assert sorted(customer_said) == sorted(texts) and stored >= len(texts)
+
+
+async def test_sqlite_an_event_arriving_while_the_loop_runs_late_with_events_under_way_is_refused(
+    slack: Slack, sqlite_url: str
+) -> None:
+    """One event waits at the desk (the file is locked), well within the queue's limits; then something
+    holds the event loop for a while, so it runs late. An event arriving then is answered 503 (the
+    process has no time to spare); once the loop is on time again, events are taken."""
+    texts = ["A question about my parcel", "Another question", "A third, later"]
+    bodies = [json.dumps(envelope(message(SUPPORT, SLACK_DANA, text, new_ts()))) for text in texts]
+    locker = Locker(sqlite_url.split(":///", 1)[1])
+    locker.hold()
+    try:
+        waiting = asyncio.create_task(slack.send_json(bodies[0]))
+        await asyncio.sleep(0.3)  # under way, waiting for the lock
+        for _ in range(5):
+            time.sleep(MAX_LAG * 3)  # noqa: ASYNC251 - the loop held on purpose: every timer fires late
+            await asyncio.sleep(0)
+        status, _ = await asyncio.wait_for(slack.send_json(bodies[1]), CALL_LIMIT)
+        assert status == 503, "refused: the loop runs late while an event is under way"
+    finally:
+        locker.release()
+    assert (await asyncio.wait_for(waiting, CALL_LIMIT))[0] == 200
+    await asyncio.sleep(0.3)  # the loop on time again
+    status, text = await asyncio.wait_for(slack.send_json(bodies[2]), CALL_LIMIT)
+    assert status == 200, text

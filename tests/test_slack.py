@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -1499,3 +1500,19 @@ async def test_smoke_on_each_database(start_slack: StartSlack, engine: AsyncEngi
         slack.assert_no_errors_logged()
     finally:
         await slack.close()
+
+
+async def test_a_start_that_fails_leaves_no_http_session_behind(
+    slack_env: pytest.MonkeyPatch, sqlite_engine: AsyncEngine
+) -> None:
+    """The port is taken, so the adapter cannot listen: its start fails with the reason, and the HTTP
+    session it opened for the Web API is closed again (nothing half-started lingers)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        slack_env.setenv("RELAYDESK_HTTP_PORT", str(taken.getsockname()[1]))
+        desk = Desk(lambda: SqlUnitOfWork(session_factory(sqlite_engine)), FakeClock(T0), load_policy())
+        adapter = SlackAdapter(SlackSettings(), desk, sqlite_engine)
+        with pytest.raises(OSError):
+            await adapter.start()
+    assert adapter.client.session is None, "the session was closed and let go"
